@@ -1,0 +1,23 @@
+//! The pure heart of MCP policy for Envoy: everything that decides, and nothing that does I/O.
+//!
+//! This crate has no Envoy, no FFI, no async runtime and no `unsafe`. The Envoy module
+//! (`filter/`) is a thin shell over it, and the xDS server (`xds-server/`) validates the
+//! configuration it pushes with the very same code, so a config the control plane accepts is a
+//! config the data plane accepts.
+//!
+//! Layout, one job per module:
+//! - [`config`]: the filter configuration document: parse → validate → compile, every problem
+//!   reported at once with its path and position.
+//! - [`jsonrpc`]: lazy, borrowing parse of JSON-RPC 2.0 messages (single or batch) as MCP
+//!   Streamable HTTP carries them; only the envelope and the fields a decision needs.
+//! - [`mcp`]: MCP method vocabulary: which method is which, what its subject is, and a bounded
+//!   label for stats.
+//! - [`principal`]: who is calling, in the one shape every policy rule matches.
+//! - [`reply`]: the one place that maps an error to an HTTP status plus a JSON-RPC error body.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod jsonrpc;
+pub mod mcp;
+pub mod principal;
+pub mod reply;
