@@ -17,7 +17,12 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod identity;
 pub mod jsonrpc;
 pub mod mcp;
+pub mod policy;
 pub mod principal;
 pub mod reply;
+pub mod rewrite;
+pub mod sse;
+pub mod subject;

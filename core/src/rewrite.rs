@@ -1,0 +1,1 @@
+//! Per-principal list rewriting (tools/list, resources/list, prompts/list).
