@@ -1,0 +1,1 @@
+//! Duplicate-key and depth checks over a whole JSON document.

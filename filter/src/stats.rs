@@ -1,0 +1,58 @@
+//! Every counter the module defines, named in one place.
+//!
+//! Names appear in Envoy's `/stats` under the `metrics_namespace` of the filter config
+//! (`mcp_policy` in the shipped configs), e.g.
+//! `mcp_policy.requests_total.server.demo.method.tools_call`. Label values are always from
+//! bounded sets (server names from config, method and reason labels from fixed lists), never
+//! raw network input.
+
+/// Counter ids handed out by Envoy at config time.
+#[derive(Debug, Clone, Copy)]
+pub struct Stats {
+    /// MCP messages seen, by server and method label.
+    pub requests_total: usize,
+    /// Requests the module answered itself with an error, by server and reason.
+    pub rejected_total: usize,
+    /// Panics caught in a hook, by hook. Any non-zero value is a bug worth a report.
+    pub panics_total: usize,
+}
+
+/// (name, label names) of every counter, in definition order.
+pub const COUNTERS: [(&str, &[&str]); 3] = [
+    ("requests_total", &["server", "method"]),
+    ("rejected_total", &["server", "reason"]),
+    ("panics_total", &["hook"]),
+];
+
+impl Stats {
+    /// Define all counters through `define(name, labels) -> id`.
+    pub fn define(mut define: impl FnMut(&str, &[&str]) -> Option<usize>) -> Result<Stats, String> {
+        let mut ids = [0usize; COUNTERS.len()];
+        for (slot, (name, labels)) in ids.iter_mut().zip(COUNTERS) {
+            *slot = define(name, labels).ok_or_else(|| format!("Envoy refused to define counter {name}"))?;
+        }
+        Ok(Stats { requests_total: ids[0], rejected_total: ids[1], panics_total: ids[2] })
+    }
+}
+
+/// Why the module answered a request itself (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    ParseError,
+    InvalidRequest,
+    BodyTooLarge,
+    UnsupportedMediaType,
+    InternalError,
+}
+
+impl Reject {
+    pub fn label(self) -> &'static str {
+        match self {
+            Reject::ParseError => "parse_error",
+            Reject::InvalidRequest => "invalid_request",
+            Reject::BodyTooLarge => "body_too_large",
+            Reject::UnsupportedMediaType => "unsupported_media_type",
+            Reject::InternalError => "internal_error",
+        }
+    }
+}
