@@ -73,7 +73,10 @@ pub struct LimitsSpec {
 
 impl Default for LimitsSpec {
     fn default() -> Self {
-        Self { max_request_body_bytes: 1024 * 1024, max_response_body_bytes: 8 * 1024 * 1024 }
+        Self {
+            max_request_body_bytes: 1024 * 1024,
+            max_response_body_bytes: 8 * 1024 * 1024,
+        }
     }
 }
 
@@ -126,11 +129,23 @@ impl FilterConfig {
     pub fn compile(spec: FilterConfigSpec) -> Result<FilterConfig, ConfigErrors> {
         let mut errors = Vec::new();
         let mut err = |path: &str, message: String| {
-            errors.push(ConfigError { path: path.into(), message, line: None, column: None })
+            errors.push(ConfigError {
+                path: path.into(),
+                message,
+                line: None,
+                column: None,
+            })
         };
         let server = spec.server.unwrap_or_else(|| "default".to_owned());
-        if server.is_empty() || !server.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            err("server", format!("must be non-empty and use only [A-Za-z0-9_-], got {server:?}"));
+        if server.is_empty()
+            || !server
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            err(
+                "server",
+                format!("must be non-empty and use only [A-Za-z0-9_-], got {server:?}"),
+            );
         }
         let limits = spec.limits;
         if limits.max_request_body_bytes == 0 {
@@ -144,7 +159,10 @@ impl FilterConfig {
             Some(f) => {
                 let h = f.panic_header.to_ascii_lowercase();
                 if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                    err("fault_injection.panic_header", format!("is not a valid header name: {:?}", f.panic_header));
+                    err(
+                        "fault_injection.panic_header",
+                        format!("is not a valid header name: {:?}", f.panic_header),
+                    );
                 }
                 Some(h)
             }
@@ -215,7 +233,11 @@ mod tests {
         let e = FilterConfig::from_json(b"{\n  \"limits\": {\n    \"max_request_bytes\": 5\n  }\n}").unwrap_err();
         assert_eq!(e.0.len(), 1);
         assert_eq!(e.0[0].path, "limits.max_request_bytes");
-        assert!(e.0[0].message.contains("unknown field `max_request_bytes`"), "{}", e.0[0].message);
+        assert!(
+            e.0[0].message.contains("unknown field `max_request_bytes`"),
+            "{}",
+            e.0[0].message
+        );
         assert_eq!(e.0[0].line, Some(3));
     }
 
@@ -232,7 +254,14 @@ mod tests {
         )
         .unwrap_err();
         let paths: Vec<_> = e.0.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(paths, ["server", "limits.max_request_body_bytes", "limits.max_response_body_bytes"]);
+        assert_eq!(
+            paths,
+            [
+                "server",
+                "limits.max_request_body_bytes",
+                "limits.max_response_body_bytes"
+            ]
+        );
         assert!(e.to_string().contains("3 problem(s)"));
     }
 

@@ -105,7 +105,11 @@ pub struct ParseError {
 
 impl ParseError {
     fn parse(message: impl Into<String>) -> Self {
-        Self { code: code::PARSE_ERROR, message: message.into(), id: None }
+        Self {
+            code: code::PARSE_ERROR,
+            message: message.into(),
+            id: None,
+        }
     }
     fn invalid(message: impl Into<String>, id: Option<&RawValue>) -> Self {
         Self {
@@ -155,7 +159,10 @@ pub fn parse(body: &[u8]) -> Result<Body<'_>, ParseError> {
             // Valid JSON that is not an object or array is an invalid request; anything else
             // is a parse error.
             match serde_json::from_str::<&RawValue>(text) {
-                Ok(_) => Err(ParseError::invalid("a JSON-RPC message must be an object or an array", None)),
+                Ok(_) => Err(ParseError::invalid(
+                    "a JSON-RPC message must be an object or an array",
+                    None,
+                )),
                 Err(e) => Err(ParseError::parse(format!("invalid JSON: {e}"))),
             }
         }
@@ -196,23 +203,42 @@ pub fn parse_one(text: &str) -> Result<Message<'_>, ParseError> {
                 .map_err(|_| ParseError::invalid("\"method\" must be a string", id.map(|i| i.0)))?;
             if let Some(p) = env.params {
                 if !matches!(p.get().as_bytes().first(), Some(b'{') | Some(b'[')) {
-                    return Err(ParseError::invalid("\"params\" must be an object or an array", id.map(|i| i.0)));
+                    return Err(ParseError::invalid(
+                        "\"params\" must be an object or an array",
+                        id.map(|i| i.0),
+                    ));
                 }
             }
             Ok(match id {
-                Some(id) => Message::Request { id, method, params: env.params },
-                None => Message::Notification { method, params: env.params },
+                Some(id) => Message::Request {
+                    id,
+                    method,
+                    params: env.params,
+                },
+                None => Message::Notification {
+                    method,
+                    params: env.params,
+                },
             })
         }
         (None, Some(result), None) => match id {
-            Some(id) => Ok(Message::Response { id, outcome: Ok(result) }),
+            Some(id) => Ok(Message::Response {
+                id,
+                outcome: Ok(result),
+            }),
             None => Err(ParseError::invalid("a response needs an \"id\"", None)),
         },
         (None, None, Some(error)) => match id {
-            Some(id) => Ok(Message::Response { id, outcome: Err(error) }),
+            Some(id) => Ok(Message::Response {
+                id,
+                outcome: Err(error),
+            }),
             None => Err(ParseError::invalid("a response needs an \"id\"", None)),
         },
-        (None, None, None) => Err(ParseError::invalid("message has no \"method\", \"result\" or \"error\"", id.map(|i| i.0))),
+        (None, None, None) => Err(ParseError::invalid(
+            "message has no \"method\", \"result\" or \"error\"",
+            id.map(|i| i.0),
+        )),
         _ => Err(ParseError::invalid(
             "a message must have exactly one of \"method\", \"result\" or \"error\"",
             id.map(|i| i.0),
@@ -233,10 +259,14 @@ mod tests {
 
     #[test]
     fn request_keeps_method_id_and_raw_params() {
-        let m = single(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"a":1}}}"#);
+        let m =
+            single(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"a":1}}}"#);
         assert_eq!(m.method(), Some("tools/call"));
         assert_eq!(m.id().map(|i| i.as_json()), Some("7"));
-        assert_eq!(m.params().map(|p| p.get()), Some(r#"{"name":"echo","arguments":{"a":1}}"#));
+        assert_eq!(
+            m.params().map(|p| p.get()),
+            Some(r#"{"name":"echo","arguments":{"a":1}}"#)
+        );
     }
 
     #[test]
@@ -281,8 +311,16 @@ mod tests {
 
     #[test]
     fn null_or_object_ids_are_refused() {
-        assert_eq!(parse(br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#).unwrap_err().code, code::INVALID_REQUEST);
-        assert_eq!(parse(br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#).unwrap_err().code, code::INVALID_REQUEST);
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#)
+                .unwrap_err()
+                .code,
+            code::INVALID_REQUEST
+        );
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#).unwrap_err().code,
+            code::INVALID_REQUEST
+        );
     }
 
     #[test]

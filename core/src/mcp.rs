@@ -106,7 +106,10 @@ impl Method {
 
     /// Position in [`Method::ALL`], for per-method arrays.
     pub fn index(self) -> usize {
-        Method::ALL.iter().position(|m| *m == self).unwrap_or(Method::ALL.len() - 1)
+        Method::ALL
+            .iter()
+            .position(|m| *m == self)
+            .unwrap_or(Method::ALL.len() - 1)
     }
 
     /// Methods whose successful result is a list the gateway may rewrite per principal.

@@ -73,7 +73,14 @@ mod tests {
 
     #[test]
     fn unknown_id_becomes_null() {
-        let r = jsonrpc_error(400, "mcp_policy_parse_error", None, -32700, "x", Some(serde_json::json!({"k":1})));
+        let r = jsonrpc_error(
+            400,
+            "mcp_policy_parse_error",
+            None,
+            -32700,
+            "x",
+            Some(serde_json::json!({"k":1})),
+        );
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert!(v["id"].is_null());
         assert_eq!(v["error"]["data"]["k"], 1);

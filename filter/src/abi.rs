@@ -32,10 +32,16 @@ pub struct ModuleBuffer {
 
 impl ModuleBuffer {
     pub fn from_bytes(b: &[u8]) -> ModuleBuffer {
-        ModuleBuffer { ptr: b.as_ptr(), len: b.len() }
+        ModuleBuffer {
+            ptr: b.as_ptr(),
+            len: b.len(),
+        }
     }
     /// A null buffer: for `set_header`, "remove this header".
-    pub const NULL: ModuleBuffer = ModuleBuffer { ptr: std::ptr::null(), len: 0 };
+    pub const NULL: ModuleBuffer = ModuleBuffer {
+        ptr: std::ptr::null(),
+        len: 0,
+    };
 }
 
 /// A header owned by Envoy (name and value lent for the current hook).
@@ -173,7 +179,11 @@ extern "C" {
         body_type: u32,
         out: *mut EnvoyBuffer,
     ) -> bool;
-    pub fn envoy_dynamic_module_callback_http_append_body(filter: FilterEnvoyPtr, body_type: u32, data: ModuleBuffer) -> bool;
+    pub fn envoy_dynamic_module_callback_http_append_body(
+        filter: FilterEnvoyPtr,
+        body_type: u32,
+        data: ModuleBuffer,
+    ) -> bool;
     pub fn envoy_dynamic_module_callback_http_drain_body(filter: FilterEnvoyPtr, body_type: u32, len: usize) -> bool;
     pub fn envoy_dynamic_module_callback_http_received_buffered_request_body(filter: FilterEnvoyPtr) -> bool;
     pub fn envoy_dynamic_module_callback_http_received_buffered_response_body(filter: FilterEnvoyPtr) -> bool;
@@ -205,7 +215,11 @@ extern "C" {
         id: u32,
         out: *mut EnvoyBuffer,
     ) -> bool;
-    pub fn envoy_dynamic_module_callback_http_filter_get_attribute_bool(filter: FilterEnvoyPtr, id: u32, out: *mut bool) -> bool;
+    pub fn envoy_dynamic_module_callback_http_filter_get_attribute_bool(
+        filter: FilterEnvoyPtr,
+        id: u32,
+        out: *mut bool,
+    ) -> bool;
 
     pub fn envoy_dynamic_module_callback_http_set_buffer_limit(filter: FilterEnvoyPtr, limit: u64);
     pub fn envoy_dynamic_module_callback_http_filter_get_worker_index(filter: FilterEnvoyPtr) -> u32;

@@ -64,6 +64,8 @@ pub trait Host {
 
     fn attribute_string(&self, id: u32) -> Option<&[u8]>;
     fn attribute_bool(&self, id: u32) -> Option<bool>;
+    /// A string from the matched route's metadata, in this module's namespace.
+    fn route_metadata(&self, key: &str) -> Option<&[u8]>;
 }
 
 /// The dynamic-metadata namespace the module writes (`%DYNAMIC_METADATA(mcp_policy:...)%`).
@@ -83,12 +85,22 @@ impl EnvoyHost {
     }
 
     fn get_header(&self, ty: u32, name: &str) -> Option<&[u8]> {
-        let mut out = EnvoyBuffer { ptr: std::ptr::null(), len: 0 };
+        let mut out = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            len: 0,
+        };
         let mut count = 0usize;
         // SAFETY: `fe` is valid for this hook (constructor contract); `name` outlives the call;
         // `out` and `count` are valid for writes.
         let found = unsafe {
-            abi::envoy_dynamic_module_callback_http_get_header(self.fe, ty, ModuleBuffer::from_bytes(name.as_bytes()), &mut out, 0, &mut count)
+            abi::envoy_dynamic_module_callback_http_get_header(
+                self.fe,
+                ty,
+                ModuleBuffer::from_bytes(name.as_bytes()),
+                &mut out,
+                0,
+                &mut count,
+            )
         };
         if !found {
             return None;
@@ -99,11 +111,21 @@ impl EnvoyHost {
     }
 
     fn header_count(&self, ty: u32, name: &str) -> usize {
-        let mut out = EnvoyBuffer { ptr: std::ptr::null(), len: 0 };
+        let mut out = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            len: 0,
+        };
         let mut count = 0usize;
         // SAFETY: as in `get_header`; only the count is used.
         unsafe {
-            abi::envoy_dynamic_module_callback_http_get_header(self.fe, ty, ModuleBuffer::from_bytes(name.as_bytes()), &mut out, 0, &mut count);
+            abi::envoy_dynamic_module_callback_http_get_header(
+                self.fe,
+                ty,
+                ModuleBuffer::from_bytes(name.as_bytes()),
+                &mut out,
+                0,
+                &mut count,
+            );
         }
         count
     }
@@ -111,7 +133,12 @@ impl EnvoyHost {
     fn put_header(&mut self, ty: u32, name: &str, value: ModuleBuffer) {
         // SAFETY: `fe` valid for this hook; module buffers are copied by Envoy during the call.
         unsafe {
-            abi::envoy_dynamic_module_callback_http_set_header(self.fe, ty, ModuleBuffer::from_bytes(name.as_bytes()), value);
+            abi::envoy_dynamic_module_callback_http_set_header(
+                self.fe,
+                ty,
+                ModuleBuffer::from_bytes(name.as_bytes()),
+                value,
+            );
         }
     }
 
@@ -144,7 +171,13 @@ impl EnvoyHost {
         if n == 0 {
             return;
         }
-        let mut chunks = vec![EnvoyBuffer { ptr: std::ptr::null(), len: 0 }; n];
+        let mut chunks = vec![
+            EnvoyBuffer {
+                ptr: std::ptr::null(),
+                len: 0
+            };
+            n
+        ];
         // SAFETY: `chunks` has room for exactly the `n` entries Envoy reported.
         let ok = unsafe { abi::envoy_dynamic_module_callback_http_get_body_chunks(self.fe, ty, chunks.as_mut_ptr()) };
         if !ok {
@@ -186,7 +219,11 @@ impl Host for EnvoyHost {
         self.get_header(abi::header_type::RESPONSE_HEADERS, name)
     }
     fn set_response_header(&mut self, name: &str, value: &[u8]) {
-        self.put_header(abi::header_type::RESPONSE_HEADERS, name, ModuleBuffer::from_bytes(value))
+        self.put_header(
+            abi::header_type::RESPONSE_HEADERS,
+            name,
+            ModuleBuffer::from_bytes(value),
+        )
     }
     fn remove_response_header(&mut self, name: &str) {
         self.put_header(abi::header_type::RESPONSE_HEADERS, name, ModuleBuffer::NULL)
@@ -234,7 +271,12 @@ impl Host for EnvoyHost {
         let headers: Vec<ModuleHeader> = reply
             .headers
             .iter()
-            .map(|(k, v)| ModuleHeader { key_ptr: k.as_ptr(), key_len: k.len(), value_ptr: v.as_ptr(), value_len: v.len() })
+            .map(|(k, v)| ModuleHeader {
+                key_ptr: k.as_ptr(),
+                key_len: k.len(),
+                value_ptr: v.as_ptr(),
+                value_len: v.len(),
+            })
             .collect();
         // SAFETY: `fe` valid for this hook; headers, body and details outlive the call and are
         // copied by Envoy.
@@ -292,7 +334,10 @@ impl Host for EnvoyHost {
     }
 
     fn attribute_string(&self, id: u32) -> Option<&[u8]> {
-        let mut out = EnvoyBuffer { ptr: std::ptr::null(), len: 0 };
+        let mut out = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            len: 0,
+        };
         // SAFETY: `fe` valid for this hook; `out` valid for writes.
         let ok = unsafe { abi::envoy_dynamic_module_callback_http_filter_get_attribute_string(self.fe, id, &mut out) };
         // SAFETY: lent by Envoy for this hook; the slice borrows `self`.
@@ -304,6 +349,25 @@ impl Host for EnvoyHost {
         // SAFETY: `fe` valid for this hook; `out` valid for writes.
         let ok = unsafe { abi::envoy_dynamic_module_callback_http_filter_get_attribute_bool(self.fe, id, &mut out) };
         ok.then_some(out)
+    }
+
+    fn route_metadata(&self, key: &str) -> Option<&[u8]> {
+        let mut out = EnvoyBuffer {
+            ptr: std::ptr::null(),
+            len: 0,
+        };
+        // SAFETY: `fe` valid for this hook; `out` valid for writes; buffers outlive the call.
+        let ok = unsafe {
+            abi::envoy_dynamic_module_callback_http_get_metadata_string(
+                self.fe,
+                abi::metadata_source::ROUTE,
+                ModuleBuffer::from_bytes(METADATA_NAMESPACE.as_bytes()),
+                ModuleBuffer::from_bytes(key.as_bytes()),
+                &mut out,
+            )
+        };
+        // SAFETY: lent by Envoy for this hook; the slice borrows `self`.
+        ok.then(|| unsafe { envoy_slice(out) })
     }
 }
 

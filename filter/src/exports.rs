@@ -5,7 +5,9 @@
 //! (HTTP 500) and marked poisoned, so later hooks of that stream pass through untouched; Envoy
 //! and every other stream keep serving. A panicking `config_new` rejects the config.
 
-use crate::abi::{self, body_status, headers_status, trailers_status, ConfigEnvoyPtr, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr};
+use crate::abi::{
+    self, body_status, headers_status, trailers_status, ConfigEnvoyPtr, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr,
+};
 use crate::envoy::{self, ConfigHost, EnvoyHost, Host, Level};
 use crate::filter::{self, BodyStatus, HeadersStatus, McpFilter, Runtime};
 use crate::stats::Stats;
@@ -45,7 +47,10 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
         let mut host = unsafe { ConfigHost::new(config_envoy) };
         let stats = Stats::define(|name, labels| host.define_counter(name, labels))?;
         if config.panic_header.is_some() {
-            envoy::log(Level::Warn, format_args!("mcp_policy: fault_injection is enabled: test-only, never use in production"));
+            envoy::log(
+                Level::Warn,
+                format_args!("mcp_policy: fault_injection is enabled: test-only, never use in production"),
+            );
         }
         Ok::<_, String>(Box::new(Runtime { config, stats }))
     }));
@@ -77,7 +82,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(config: *const c_void,
     if config.is_null() {
         return std::ptr::null();
     }
-    let stream = Box::new(Stream { runtime: config as *const Runtime, filter: McpFilter::new(), poisoned: false });
+    let stream = Box::new(Stream {
+        runtime: config as *const Runtime,
+        filter: McpFilter::new(),
+        poisoned: false,
+    });
     Box::into_raw(stream) as *const c_void
 }
 
@@ -166,45 +175,94 @@ fn body_code(s: BodyStatus) -> u32 {
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(fe: FilterEnvoyPtr, fm: *const c_void, end_of_stream: bool) -> u32 {
-    run(fe, fm, "request_headers", Path::Request, headers_status::CONTINUE, headers_status::STOP_ITERATION, |f, rt, h| {
-        headers_code(f.on_request_headers(rt, h, end_of_stream))
-    })
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
+    fe: FilterEnvoyPtr,
+    fm: *const c_void,
+    end_of_stream: bool,
+) -> u32 {
+    run(
+        fe,
+        fm,
+        "request_headers",
+        Path::Request,
+        headers_status::CONTINUE,
+        headers_status::STOP_ITERATION,
+        |f, rt, h| headers_code(f.on_request_headers(rt, h, end_of_stream)),
+    )
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(fe: FilterEnvoyPtr, fm: *const c_void, end_of_stream: bool) -> u32 {
-    run(fe, fm, "request_body", Path::Request, body_status::CONTINUE, body_status::STOP_ITERATION_NO_BUFFER, |f, rt, h| {
-        body_code(f.on_request_body(rt, h, end_of_stream))
-    })
+pub extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
+    fe: FilterEnvoyPtr,
+    fm: *const c_void,
+    end_of_stream: bool,
+) -> u32 {
+    run(
+        fe,
+        fm,
+        "request_body",
+        Path::Request,
+        body_status::CONTINUE,
+        body_status::STOP_ITERATION_NO_BUFFER,
+        |f, rt, h| body_code(f.on_request_body(rt, h, end_of_stream)),
+    )
 }
 
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(fe: FilterEnvoyPtr, fm: *const c_void) -> u32 {
-    run(fe, fm, "request_trailers", Path::Request, trailers_status::CONTINUE, trailers_status::STOP_ITERATION, |f, rt, h| {
-        match f.on_request_trailers(rt, h) {
+    run(
+        fe,
+        fm,
+        "request_trailers",
+        Path::Request,
+        trailers_status::CONTINUE,
+        trailers_status::STOP_ITERATION,
+        |f, rt, h| match f.on_request_trailers(rt, h) {
             BodyStatus::Continue => trailers_status::CONTINUE,
             BodyStatus::StopAndBuffer | BodyStatus::StopNoBuffer => trailers_status::STOP_ITERATION,
-        }
-    })
+        },
+    )
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(fe: FilterEnvoyPtr, fm: *const c_void, end_of_stream: bool) -> u32 {
-    run(fe, fm, "response_headers", Path::Response, headers_status::CONTINUE, headers_status::STOP_ITERATION, |f, rt, h| {
-        headers_code(f.on_response_headers(rt, h, end_of_stream))
-    })
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
+    fe: FilterEnvoyPtr,
+    fm: *const c_void,
+    end_of_stream: bool,
+) -> u32 {
+    run(
+        fe,
+        fm,
+        "response_headers",
+        Path::Response,
+        headers_status::CONTINUE,
+        headers_status::STOP_ITERATION,
+        |f, rt, h| headers_code(f.on_response_headers(rt, h, end_of_stream)),
+    )
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(fe: FilterEnvoyPtr, fm: *const c_void, end_of_stream: bool) -> u32 {
-    run(fe, fm, "response_body", Path::Response, body_status::CONTINUE, body_status::STOP_ITERATION_NO_BUFFER, |f, rt, h| {
-        body_code(f.on_response_body(rt, h, end_of_stream))
-    })
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
+    fe: FilterEnvoyPtr,
+    fm: *const c_void,
+    end_of_stream: bool,
+) -> u32 {
+    run(
+        fe,
+        fm,
+        "response_body",
+        Path::Response,
+        body_status::CONTINUE,
+        body_status::STOP_ITERATION_NO_BUFFER,
+        |f, rt, h| body_code(f.on_response_body(rt, h, end_of_stream)),
+    )
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(_fe: FilterEnvoyPtr, _fm: *const c_void) -> u32 {
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
+    _fe: FilterEnvoyPtr,
+    _fm: *const c_void,
+) -> u32 {
     trailers_status::CONTINUE
 }
 
@@ -260,19 +318,43 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(_fe: FilterEnvoyPtr, _fm: *const c_void, _stream_id: u64) {}
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
+    _fe: FilterEnvoyPtr,
+    _fm: *const c_void,
+    _stream_id: u64,
+) {
+}
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(_fe: FilterEnvoyPtr, _fm: *const c_void, _stream_id: u64, _reason: u32) {}
+pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
+    _fe: FilterEnvoyPtr,
+    _fm: *const c_void,
+    _stream_id: u64,
+    _reason: u32,
+) {
+}
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(_fe: FilterEnvoyPtr, _fm: *const c_void, _event_id: u64) {}
+pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
+    _fe: FilterEnvoyPtr,
+    _fm: *const c_void,
+    _event_id: u64,
+) {
+}
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(_fe: FilterEnvoyPtr, _fm: *const c_void) {}
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
+    _fe: FilterEnvoyPtr,
+    _fm: *const c_void,
+) {
+}
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(_fe: FilterEnvoyPtr, _fm: *const c_void) {}
+pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
+    _fe: FilterEnvoyPtr,
+    _fm: *const c_void,
+) {
+}
 
 /// # Safety
 /// `b` must be a buffer Envoy lends for the current call.

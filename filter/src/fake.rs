@@ -17,6 +17,7 @@ pub struct FakeHost {
     pub buffer_limit: Option<u64>,
     pub route_cache_cleared: bool,
     pub attributes: BTreeMap<u32, Vec<u8>>,
+    pub route_metadata: BTreeMap<String, Vec<u8>>,
 }
 
 impl FakeHost {
@@ -106,12 +107,18 @@ impl Host for FakeHost {
         self.route_cache_cleared = true;
     }
     fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64) {
-        *self.counters.entry((id, labels.iter().map(|s| s.to_string()).collect())).or_default() += by;
+        *self
+            .counters
+            .entry((id, labels.iter().map(|s| s.to_string()).collect()))
+            .or_default() += by;
     }
     fn attribute_string(&self, id: u32) -> Option<&[u8]> {
         self.attributes.get(&id).map(|v| v.as_slice())
     }
     fn attribute_bool(&self, _id: u32) -> Option<bool> {
         None
+    }
+    fn route_metadata(&self, key: &str) -> Option<&[u8]> {
+        self.route_metadata.get(key).map(|v| v.as_slice())
     }
 }

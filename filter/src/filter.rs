@@ -54,6 +54,9 @@ pub struct McpFilter {
     request: RequestState,
     /// Test-only: the hook a fault-injection header asked to panic in.
     panic_in: Option<Hook>,
+    /// The MCP server this stream goes to: the route's `mcp_policy.server` metadata, else the
+    /// config's `server`.
+    server: Option<String>,
     body: Vec<u8>,
 }
 
@@ -64,19 +67,42 @@ impl McpFilter {
 
     pub fn on_request_headers(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> HeadersStatus {
         if let Some(name) = &rt.config.panic_header {
-            self.panic_in = h.request_header(name).and_then(|v| std::str::from_utf8(v).ok()).and_then(Hook::from_name);
+            self.panic_in = h
+                .request_header(name)
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(Hook::from_name);
         }
         self.maybe_panic(Hook::RequestHeaders);
+        self.server = h
+            .route_metadata("server")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned);
 
         if h.request_header(":method") != Some(b"POST") {
             return HeadersStatus::Continue;
         }
         if let Some(reason) = unjudgeable_body(h) {
-            self.reject(rt, h, Reject::UnsupportedMediaType, 415, None, code::INVALID_REQUEST, &reason);
+            self.reject(
+                rt,
+                h,
+                Reject::UnsupportedMediaType,
+                415,
+                None,
+                code::INVALID_REQUEST,
+                &reason,
+            );
             return HeadersStatus::StopIteration;
         }
         if end_of_stream {
-            self.reject(rt, h, Reject::ParseError, 400, None, code::PARSE_ERROR, "empty body: a POST must carry a JSON-RPC message");
+            self.reject(
+                rt,
+                h,
+                Reject::ParseError,
+                400,
+                None,
+                code::PARSE_ERROR,
+                "empty body: a POST must carry a JSON-RPC message",
+            );
             return HeadersStatus::StopIteration;
         }
         // Let our own limit answer first (with a JSON-RPC error), not Envoy's generic 413.
@@ -127,10 +153,14 @@ impl McpFilter {
     }
 
     fn judge_request(&mut self, rt: &Runtime, h: &mut impl Host, body: &[u8]) -> BodyStatus {
-        let server = rt.config.server.as_str();
+        let server = self.server.as_deref().unwrap_or(&rt.config.server);
         match jsonrpc::parse(body) {
             Err(e) => {
-                let reason = if e.code == code::PARSE_ERROR { Reject::ParseError } else { Reject::InvalidRequest };
+                let reason = if e.code == code::PARSE_ERROR {
+                    Reject::ParseError
+                } else {
+                    Reject::InvalidRequest
+                };
                 self.reject(rt, h, reason, 400, e.id.as_deref(), e.code, &e.message);
                 BodyStatus::StopNoBuffer
             }
@@ -161,9 +191,19 @@ impl McpFilter {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn reject(&mut self, rt: &Runtime, h: &mut impl Host, why: Reject, status: u16, id: Option<&str>, code: i32, message: &str) {
+    fn reject(
+        &mut self,
+        rt: &Runtime,
+        h: &mut impl Host,
+        why: Reject,
+        status: u16,
+        id: Option<&str>,
+        code: i32,
+        message: &str,
+    ) {
         self.request = RequestState::Done;
-        h.increment_counter(rt.stats.rejected_total, &[rt.config.server.as_str(), why.label()], 1);
+        let server = self.server.as_deref().unwrap_or(&rt.config.server);
+        h.increment_counter(rt.stats.rejected_total, &[server, why.label()], 1);
         h.set_metadata("decision", "reject");
         h.set_metadata("reason", why.label());
         let reply: Reply = reply::jsonrpc_error(status, details(why), id, code, message, None);
@@ -202,7 +242,10 @@ fn unjudgeable_body(h: &impl Host) -> Option<String> {
     if let Some(enc) = h.request_header("content-encoding") {
         let enc = String::from_utf8_lossy(enc);
         if !enc.trim().eq_ignore_ascii_case("identity") {
-            return Some(format!("content-encoding {:?} is not accepted: send the JSON-RPC body unencoded", enc.trim()));
+            return Some(format!(
+                "content-encoding {:?} is not accepted: send the JSON-RPC body unencoded",
+                enc.trim()
+            ));
         }
     }
     match h.request_header("content-type") {
@@ -212,7 +255,10 @@ fn unjudgeable_body(h: &impl Host) -> Option<String> {
             if media.trim_ascii().eq_ignore_ascii_case(b"application/json") {
                 None
             } else {
-                Some(format!("content-type {:?} is not application/json", String::from_utf8_lossy(ct)))
+                Some(format!(
+                    "content-type {:?} is not application/json",
+                    String::from_utf8_lossy(ct)
+                ))
             }
         }
     }
@@ -225,7 +271,10 @@ pub fn log_panic(hook: &str, payload: &(dyn std::any::Any + Send)) {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned());
-    crate::envoy::log(Level::Error, format_args!("mcp_policy: panic in {hook} hook (stream failed closed): {what}"));
+    crate::envoy::log(
+        Level::Error,
+        format_args!("mcp_policy: panic in {hook} hook (stream failed closed): {what}"),
+    );
 }
 
 #[cfg(test)]
@@ -237,7 +286,11 @@ mod tests {
     fn runtime(config: &str) -> Runtime {
         Runtime {
             config: FilterConfig::from_json(config.as_bytes()).expect("test config"),
-            stats: Stats { requests_total: 1, rejected_total: 2, panics_total: 3 },
+            stats: Stats {
+                requests_total: 1,
+                rejected_total: 2,
+                panics_total: 3,
+            },
         }
     }
 
@@ -266,6 +319,16 @@ mod tests {
         assert_eq!(h.counter(1, &["demo", "tools_call"]), 1);
         assert_eq!(h.metadata.get("method").map(String::as_str), Some("tools/call"));
         assert_eq!(h.metadata.get("jsonrpc_id").map(String::as_str), Some("1"));
+    }
+
+    #[test]
+    fn route_metadata_names_the_server() {
+        let rt = runtime(r#"{"server":"fallback"}"#);
+        let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+        h.route_metadata.insert("server".into(), b"github".to_vec());
+        run_request(&rt, &mut h);
+        assert_eq!(h.counter(1, &["github", "tools_list"]), 1);
+        assert_eq!(h.metadata.get("server").map(String::as_str), Some("github"));
     }
 
     #[test]
@@ -298,13 +361,17 @@ mod tests {
         assert_eq!(h.buffer_limit, Some(17));
         assert_eq!(f.on_request_body(&rt, &mut h, false), BodyStatus::StopNoBuffer);
         assert_eq!(h.replies[0].status, 413);
-        assert!(reply_json(&h)["error"]["message"].as_str().unwrap_or_default().contains("16 bytes"));
+        assert!(reply_json(&h)["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("16 bytes"));
     }
 
     #[test]
     fn encoded_body_is_refused_not_forwarded_unjudged() {
         let rt = runtime("");
-        let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).with_header("content-encoding", "gzip");
+        let mut h =
+            FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).with_header("content-encoding", "gzip");
         let (hs, _) = run_request(&rt, &mut h);
         assert_eq!(hs, HeadersStatus::StopIteration);
         assert_eq!(h.replies[0].status, 415);
@@ -349,7 +416,9 @@ mod tests {
     #[test]
     fn batch_counts_every_element() {
         let rt = runtime("");
-        let mut h = FakeHost::post(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},7]"#);
+        let mut h = FakeHost::post(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},7]"#,
+        );
         let (_, bs) = run_request(&rt, &mut h);
         assert_eq!(bs, Some(BodyStatus::Continue));
         assert_eq!(h.counter(1, &["default", "ping"]), 1);
@@ -361,7 +430,8 @@ mod tests {
     #[test]
     fn fault_injection_panics_only_in_the_named_hook() {
         let rt = runtime(r#"{"fault_injection":{"panic_header":"x-panic"}}"#);
-        let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).with_header("x-panic", "request_body");
+        let mut h =
+            FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).with_header("x-panic", "request_body");
         let mut f = McpFilter::new();
         assert_eq!(f.on_request_headers(&rt, &mut h, false), HeadersStatus::StopIteration);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.on_request_body(&rt, &mut h, true)));
@@ -371,7 +441,8 @@ mod tests {
     #[test]
     fn fault_injection_header_is_ignored_when_not_configured() {
         let rt = runtime("");
-        let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).with_header("x-panic", "request_body");
+        let mut h =
+            FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).with_header("x-panic", "request_body");
         let (_, bs) = run_request(&rt, &mut h);
         assert_eq!(bs, Some(BodyStatus::Continue));
     }

