@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import Envoy, McpServer, Proc, gateway_bootstrap  # noqa: E402
+from harness import Envoy, McpServer, Proc, TsMcpServer, gateway_bootstrap  # noqa: E402
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -45,6 +45,13 @@ class Procs:
             self._dump()
             raise
 
+    def ts_server(self, name: str = "ts") -> TsMcpServer:
+        try:
+            return self.add(TsMcpServer(self.log_dir, name=name))
+        except Exception:
+            self._dump()
+            raise
+
     def envoy(self, bootstrap: dict, name: str = "envoy", **kw) -> Envoy:
         try:
             return self.add(Envoy(bootstrap, self.log_dir, name=name, **kw))
@@ -52,7 +59,7 @@ class Procs:
             self._dump()
             raise
 
-    def gateway(self, upstreams: dict[str, McpServer], filter_config: dict | None = None, **kw) -> Envoy:
+    def gateway(self, upstreams: dict[str, "McpServer | TsMcpServer"], filter_config: dict | None = None, **kw) -> Envoy:
         boot = gateway_bootstrap({n: s.port for n, s in upstreams.items()}, filter_config, access_log=self.log_dir / "access.log")
         return self.envoy(boot, **kw)
 

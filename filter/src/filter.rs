@@ -1,16 +1,34 @@
 //! The per-stream filter: what the module does with each MCP request and response.
 //!
-//! Owns the stream's small state (which phase it is in, the request body while it is being
-//! judged). Reads the shared, immutable [`Runtime`] it is handed on every call; never holds
-//! a lock or touches another stream. Everything here runs against the [`Host`] trait, so it is
-//! unit-tested with a fake host, without Envoy.
+//! Owns the stream's small state (phase, server, principal, what the response needs). Reads the
+//! shared, immutable [`Runtime`] it is handed on every call; never holds a lock or touches
+//! another stream. Everything runs against the [`Host`] trait, so it is unit-tested with a fake
+//! host, without Envoy. The decisions themselves come from `mcp-policy-core`.
+//!
+//! Request path: headers (metadata document, Origin, identity, header hygiene) → body (strict
+//! JSON, JSON-RPC, MCP headers, subject, policy) → forward or answer. Response path: only list
+//! results are touched (rewritten per principal, JSON or SSE); everything else streams through.
 
 use crate::envoy::{Host, Level, Side};
 use crate::stats::{Reject, Stats};
 use mcp_policy_core::config::{FilterConfig, Hook};
+use mcp_policy_core::identity::{AuthError, Credentials, TokenCache};
 use mcp_policy_core::jsonrpc::{self, code, Body, Message};
 use mcp_policy_core::mcp::Method;
+use mcp_policy_core::mcp_headers::{self, McpHeaders, ParamRule};
+use mcp_policy_core::policy::{self, Decision, Mode};
+use mcp_policy_core::principal::Principal;
 use mcp_policy_core::reply::{self, Reply};
+use mcp_policy_core::rewrite::{self, Rewrite};
+use mcp_policy_core::sse;
+use mcp_policy_core::strict_json;
+use mcp_policy_core::subject::{Params, Subject};
+use std::cell::RefCell;
+use std::sync::Arc;
+
+/// JSON-RPC error code for a request the gateway's policy refused (implementation-defined
+/// server-error range, JSON-RPC 2.0 §5.1; see docs/design/failure-modes.md).
+pub const POLICY_DENIED: i32 = -32030;
 
 /// Everything shared by all streams of one filter config: built once on the main thread,
 /// read-only afterwards (`Sync`), so workers never contend.
@@ -48,8 +66,40 @@ enum RequestState {
     Done,
 }
 
-/// Per-stream state.
+/// What the response needs from us.
 #[derive(Debug, Default)]
+enum ResponsePlan {
+    /// Stream it through untouched.
+    #[default]
+    PassThrough,
+    /// Filter list results for these request ids (raw JSON ids) by `kind`.
+    RewriteLists {
+        lists: Vec<(String, rewrite::Kind)>,
+        mode: BodyMode,
+    },
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum BodyMode {
+    /// Decided at response headers.
+    #[default]
+    Undecided,
+    /// `application/json`: buffer the whole body, rewrite at the end.
+    Json,
+    /// `text/event-stream`: rewrite event by event, forward the rest as it comes.
+    Sse,
+    /// Anything else (errors, 202): untouched.
+    Untouched,
+}
+
+thread_local! {
+    /// Verified tokens, per worker thread: no lock, no sharing across workers. The cache
+    /// notices a config reload (identity id) and empties itself.
+    static TOKEN_CACHE: RefCell<TokenCache> = RefCell::new(TokenCache::new(mcp_policy_core::identity::DEFAULT_TOKEN_CACHE_SIZE));
+}
+
+/// Per-stream state.
+#[derive(Default)]
 pub struct McpFilter {
     request: RequestState,
     /// Test-only: the hook a fault-injection header asked to panic in.
@@ -57,7 +107,29 @@ pub struct McpFilter {
     /// The MCP server this stream goes to: the route's `mcp_policy.server` metadata, else the
     /// config's `server`.
     server: Option<String>,
+    /// The established caller; `None` until identity ran (or when none is configured).
+    principal: Option<Arc<Principal>>,
+    /// No credentials, but some methods may be called anonymously: decided per message.
+    anonymous_pending: bool,
+    response: ResponsePlan,
+    /// Batch only: answers for refused elements, merged into the upstream's JSON array.
+    batch_answers: Option<Vec<Vec<u8>>>,
     body: Vec<u8>,
+    sse: Option<SseState>,
+}
+
+struct SseState {
+    parser: sse::Parser,
+    /// Bytes received but not yet forwarded (an incomplete event), starting at stream offset `base`.
+    pending: Vec<u8>,
+    base: u64,
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl McpFilter {
@@ -65,8 +137,13 @@ impl McpFilter {
         McpFilter::default()
     }
 
+    fn server<'a>(&'a self, rt: &'a Runtime) -> &'a str {
+        self.server.as_deref().unwrap_or(&rt.config.server)
+    }
+
     pub fn on_request_headers(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> HeadersStatus {
-        if let Some(name) = &rt.config.panic_header {
+        let cfg = &rt.config;
+        if let Some(name) = &cfg.panic_header {
             self.panic_in = h
                 .request_header(name)
                 .and_then(|v| std::str::from_utf8(v).ok())
@@ -77,8 +154,89 @@ impl McpFilter {
             .route_metadata("server")
             .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::to_owned);
+        let is_post = h.request_header(":method") == Some(b"POST");
 
-        if h.request_header(":method") != Some(b"POST") {
+        // RFC 9728 protected-resource metadata, served by the gateway itself.
+        if let Some(identity) = &cfg.identity {
+            if let (Some(path), Some(doc)) = (identity.metadata_path(), identity.metadata_json()) {
+                let req_path = h.request_header(":path").unwrap_or_default();
+                let req_path = req_path.split(|b| *b == b'?').next().unwrap_or_default();
+                if req_path == path.as_bytes() && h.request_header(":method") == Some(b"GET") {
+                    self.request = RequestState::Done;
+                    h.send_response(&Reply {
+                        status: 200,
+                        headers: vec![
+                            ("content-type", "application/json".into()),
+                            ("cache-control", "max-age=300".into()),
+                        ],
+                        body: doc.as_bytes().to_vec(),
+                        details: "mcp_policy_resource_metadata",
+                    });
+                    return HeadersStatus::StopIteration;
+                }
+            }
+        }
+
+        // MCP transports: validate Origin (DNS-rebinding protection); 403 if present and not allowed.
+        if let Some(origin) = h.request_header("origin") {
+            let ok = cfg.allowed_origins.iter().any(|o| o == "*" || o.as_bytes() == origin);
+            if !ok {
+                let msg = format!("origin {:?} is not allowed", String::from_utf8_lossy(origin));
+                self.reject(rt, h, Reject::Forbidden, 403, None, code::INVALID_REQUEST, &msg);
+                return HeadersStatus::StopIteration;
+            }
+        }
+
+        if let Some(identity) = &cfg.identity {
+            let result = {
+                let mut auth: [&str; 2] = ["", ""];
+                let n_auth = collect_values(h, "authorization", &mut auth);
+                let mut payload: [&str; 2] = ["", ""];
+                let n_payload = match identity.jwt_authn_header() {
+                    Some(name) => collect_values(h, name, &mut payload),
+                    None => 0,
+                };
+                let san = if identity.mtls_enabled()
+                    && h.attribute_bool(crate::abi::attribute::CONNECTION_MTLS) == Some(true)
+                {
+                    h.attribute_string(crate::abi::attribute::CONNECTION_URI_SAN_PEER_CERTIFICATE)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                } else {
+                    None
+                };
+                let sans: [&str; 1] = [san.unwrap_or_default()];
+                let creds = Credentials {
+                    authorization: &auth[..n_auth],
+                    jwt_payload: &payload[..n_payload],
+                    peer_uri_sans: if san.is_some() { &sans[..] } else { &[] },
+                };
+                TOKEN_CACHE.with(|c| identity.establish(&creds, &mut c.borrow_mut(), now_secs()))
+            };
+            match result {
+                Ok(p) => {
+                    if cfg.revoked_subjects.contains(&p.subject)
+                        || p.token_id.as_ref().is_some_and(|j| cfg.revoked_token_ids.contains(j))
+                    {
+                        self.auth_refusal(rt, h, &AuthError::Revoked);
+                        return HeadersStatus::StopIteration;
+                    }
+                    self.principal = Some(p);
+                }
+                Err(AuthError::MissingToken) if is_post && identity.has_anonymous_methods() => {
+                    self.anonymous_pending = true;
+                }
+                Err(e) => {
+                    self.auth_refusal(rt, h, &e);
+                    return HeadersStatus::StopIteration;
+                }
+            }
+            if let Some(name) = identity.jwt_authn_header() {
+                h.remove_request_header(name);
+            }
+        }
+        self.rewrite_identity_headers(rt, h);
+
+        if !is_post {
             return HeadersStatus::Continue;
         }
         if let Some(reason) = unjudgeable_body(h) {
@@ -106,9 +264,38 @@ impl McpFilter {
             return HeadersStatus::StopIteration;
         }
         // Let our own limit answer first (with a JSON-RPC error), not Envoy's generic 413.
-        h.set_buffer_limit(rt.config.max_request_body_bytes as u64 + 1);
+        h.set_buffer_limit(cfg.max_request_body_bytes as u64 + 1);
         self.request = RequestState::Buffering;
         HeadersStatus::StopIteration
+    }
+
+    /// Header hygiene: the upstream sees only identity the gateway vouches for, and never the
+    /// client's token (MCP: no token passthrough) unless configured.
+    fn rewrite_identity_headers(&self, rt: &Runtime, h: &mut impl Host) {
+        let cfg = &rt.config;
+        for name in cfg.identity_headers.iter() {
+            h.remove_request_header(name);
+        }
+        if cfg.identity.is_some() && !cfg.pass_authorization {
+            h.remove_request_header("authorization");
+        }
+        if let Some(cred) = cfg.credentials.get(self.server(rt)) {
+            h.set_request_header("authorization", cred.as_bytes());
+        }
+        let Some(p) = self.principal.as_deref() else { return };
+        if let Some(name) = &cfg.identity_headers.subject {
+            if !p.subject.is_empty() {
+                h.set_request_header(name, p.subject.as_bytes());
+            }
+        }
+        if let (Some(name), Some(tenant)) = (&cfg.identity_headers.tenant, &p.tenant) {
+            h.set_request_header(name, tenant.as_bytes());
+        }
+        if let Some(name) = &cfg.identity_headers.groups {
+            if !p.groups.is_empty() {
+                h.set_request_header(name, p.groups.join(",").as_bytes());
+            }
+        }
     }
 
     pub fn on_request_body(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> BodyStatus {
@@ -142,19 +329,19 @@ impl McpFilter {
         self.on_request_body(rt, h, true)
     }
 
-    pub fn on_response_headers(&mut self, _rt: &Runtime, _h: &mut impl Host, _end_of_stream: bool) -> HeadersStatus {
-        self.maybe_panic(Hook::ResponseHeaders);
-        HeadersStatus::Continue
-    }
-
-    pub fn on_response_body(&mut self, _rt: &Runtime, _h: &mut impl Host, _end_of_stream: bool) -> BodyStatus {
-        self.maybe_panic(Hook::ResponseBody);
-        BodyStatus::Continue
-    }
-
     fn judge_request(&mut self, rt: &Runtime, h: &mut impl Host, body: &[u8]) -> BodyStatus {
-        let server = self.server.as_deref().unwrap_or(&rt.config.server);
-        match jsonrpc::parse(body) {
+        // Duplicate keys at any depth first: serde would only catch the envelope's.
+        if let Err(e) = strict_json::check(body) {
+            let reason = if e.code() == code::PARSE_ERROR {
+                Reject::ParseError
+            } else {
+                Reject::InvalidRequest
+            };
+            self.reject(rt, h, reason, 400, None, e.code(), &e.to_string());
+            return BodyStatus::StopNoBuffer;
+        }
+        let parsed = match jsonrpc::parse(body) {
+            Ok(b) => b,
             Err(e) => {
                 let reason = if e.code == code::PARSE_ERROR {
                     Reject::ParseError
@@ -162,32 +349,508 @@ impl McpFilter {
                     Reject::InvalidRequest
                 };
                 self.reject(rt, h, reason, 400, e.id.as_deref(), e.code, &e.message);
-                BodyStatus::StopNoBuffer
+                return BodyStatus::StopNoBuffer;
             }
-            Ok(Body::Single(msg)) => {
-                let method = classify(&msg);
-                h.increment_counter(rt.stats.requests_total, &[server, method.label()], 1);
-                h.set_metadata("server", server);
-                h.set_metadata("method", msg.method().unwrap_or(method.label()));
-                if let Some(id) = msg.id() {
-                    h.set_metadata("jsonrpc_id", id.as_json());
-                }
-                BodyStatus::Continue
+        };
+        let mcp_header_copy = copy_mcp_headers(h);
+        let headers = match mcp_header_copy
+            .as_deref()
+            .map(|hs| McpHeaders::collect(hs.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))))
+            .transpose()
+        {
+            Ok(hs) => hs,
+            Err(e) => {
+                self.reject(
+                    rt,
+                    h,
+                    Reject::HeaderMismatch,
+                    e.http_status(),
+                    None,
+                    e.code(),
+                    &e.to_string(),
+                );
+                return BodyStatus::StopNoBuffer;
             }
-            Ok(Body::Batch(items)) => {
-                for item in &items {
-                    let label = match item {
-                        Ok(m) => classify(m).label(),
-                        Err(_) => "invalid",
-                    };
-                    h.increment_counter(rt.stats.requests_total, &[server, label], 1);
+        };
+        match parsed {
+            Body::Single(msg) => match self.judge_message(rt, h, &msg, headers.as_ref()) {
+                Verdict::Forward => {
+                    let m = msg.method().unwrap_or("response");
+                    h.set_metadata("method", m);
+                    BodyStatus::Continue
                 }
-                h.set_metadata("server", server);
-                h.set_metadata("method", "batch");
-                h.set_metadata_number("batch_size", items.len() as f64);
-                BodyStatus::Continue
+                Verdict::Refuse(r) => {
+                    self.request = RequestState::Done;
+                    h.send_response(&r);
+                    BodyStatus::StopNoBuffer
+                }
+            },
+            Body::Batch(items) => self.judge_batch(rt, h, body, items, headers.as_ref()),
+        }
+    }
+
+    /// A 2025-03-26 batch: each element is judged on its own. Refused elements are answered by
+    /// the gateway; the others go upstream as a smaller batch, and their answers come back with
+    /// ours merged in (JSON responses).
+    fn judge_batch(
+        &mut self,
+        rt: &Runtime,
+        h: &mut impl Host,
+        body: &[u8],
+        items: Vec<Result<Message<'_>, jsonrpc::ParseError>>,
+        headers: Option<&McpHeaders<'_>>,
+    ) -> BodyStatus {
+        let raw_items: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                self.reject(rt, h, Reject::ParseError, 400, None, code::PARSE_ERROR, &e.to_string());
+                return BodyStatus::StopNoBuffer;
+            }
+        };
+        let mut forward: Vec<&str> = Vec::new();
+        let mut answers: Vec<Vec<u8>> = Vec::new();
+        for (raw, item) in raw_items.iter().zip(&items) {
+            match item {
+                Err(e) => {
+                    h.increment_counter(rt.stats.requests_total, &[self.server(rt), "invalid"], 1);
+                    answers.push(reply::jsonrpc_error_body(e.id.as_deref(), e.code, &e.message, None));
+                }
+                Ok(msg) => match self.judge_message(rt, h, msg, headers) {
+                    Verdict::Forward => forward.push(raw.get()),
+                    Verdict::Refuse(r) => {
+                        // Notifications get no answer, refused or not (JSON-RPC 2.0 §4.1).
+                        if msg.id().is_some() {
+                            answers.push(r.body);
+                        }
+                    }
+                },
             }
         }
+        h.set_metadata("method", "batch");
+        h.set_metadata_number("batch_size", items.len() as f64);
+        if forward.len() == items.len() {
+            return BodyStatus::Continue;
+        }
+        if forward.is_empty() {
+            let body = join_array(answers.iter().map(|a| a.as_slice()));
+            self.request = RequestState::Done;
+            h.send_response(&Reply {
+                status: 200,
+                headers: vec![("content-type", "application/json".into())],
+                body,
+                details: "mcp_policy_batch_refused",
+            });
+            return BodyStatus::StopNoBuffer;
+        }
+        let new_body = join_array(forward.iter().map(|s| s.as_bytes()));
+        h.replace_body(Side::Request, &new_body);
+        h.set_request_header("content-length", new_body.len().to_string().as_bytes());
+        self.batch_answers = Some(answers);
+        BodyStatus::Continue
+    }
+
+    /// Judge one message: parse its subject, check MCP headers, establish anonymous access,
+    /// ask the policy. Counts and records the decision either way.
+    fn judge_message(
+        &mut self,
+        rt: &Runtime,
+        h: &mut impl Host,
+        msg: &Message<'_>,
+        headers: Option<&McpHeaders<'_>>,
+    ) -> Verdict {
+        let cfg = &rt.config;
+        let server = self.server(rt).to_owned();
+        let method = match msg.method() {
+            Some(name) => Method::from_name(name),
+            None => Method::ClientResponse,
+        };
+        h.increment_counter(rt.stats.requests_total, &[&server, method.label()], 1);
+        h.set_metadata("server", &server);
+        let id = msg.id().map(|i| i.as_json());
+        if let Some(id) = id {
+            h.set_metadata("jsonrpc_id", id);
+        }
+        let params = match Params::parse(msg) {
+            Ok(p) => p,
+            Err(e) => return self.refusal(rt, h, Reject::InvalidParams, 400, id, e.code(), &e.message),
+        };
+        if let Some(hs) = headers {
+            if let Err(e) = mcp_headers::check(hs, msg, &params, ParamRule::SameNameArgument) {
+                return self.refusal(
+                    rt,
+                    h,
+                    Reject::HeaderMismatch,
+                    e.http_status(),
+                    id,
+                    e.code(),
+                    &e.to_string(),
+                );
+            }
+        }
+        let subject = match params.subject(method) {
+            Ok(s) => s,
+            Err(e) => return self.refusal(rt, h, Reject::InvalidParams, 400, id, e.code(), &e.message),
+        };
+
+        // Who: the principal from the headers, or anonymous where the config allows it.
+        let anonymous;
+        let principal: &Principal = match (&self.principal, &cfg.identity) {
+            (Some(p), _) => p,
+            (None, Some(identity)) if self.anonymous_pending => {
+                if !identity.allows_anonymous(msg.method().unwrap_or_default()) {
+                    let e = AuthError::MissingToken;
+                    let mut r = reply::jsonrpc_error(
+                        e.status(),
+                        "mcp_policy_auth_missing_token",
+                        id,
+                        code::INVALID_REQUEST,
+                        &e.description(),
+                        None,
+                    );
+                    if let Some(c) = identity.www_authenticate(&e) {
+                        r.headers.push(("www-authenticate", c));
+                    }
+                    h.increment_counter(rt.stats.rejected_total, &[&server, Reject::Unauthenticated.label()], 1);
+                    h.set_metadata("decision", "deny");
+                    h.set_metadata("reason", Reject::Unauthenticated.label());
+                    return Verdict::Refuse(r);
+                }
+                anonymous = Principal::anonymous();
+                &anonymous
+            }
+            (None, _) => {
+                anonymous = Principal::anonymous();
+                &anonymous
+            }
+        };
+        if !principal.is_anonymous() {
+            h.set_metadata("principal", &principal.subject);
+            if let Some(t) = &principal.tenant {
+                h.set_metadata("tenant", t);
+            }
+        }
+        let Some(policy) = &cfg.policy else {
+            return Verdict::Forward;
+        };
+        let target = subject.target();
+        let req = match &subject {
+            Subject::Tool { name, arguments } => policy::Request::tool_call(name, *arguments),
+            Subject::Prompt { name } => policy::Request::prompt_get(name),
+            Subject::Resource { uri } => policy::Request::resource(method, uri),
+            _ => policy::Request::method(method),
+        };
+        let d: Decision<'_> = policy.decide(principal, &server, &req);
+        record_decision(rt, h, &server, method, target, &d, policy.version());
+        if !d.allowed {
+            let what = match target {
+                Some(t) => format!("{} {t:?}", msg.method().unwrap_or_default()),
+                None => msg.method().unwrap_or("message").to_owned(),
+            };
+            let rule = d
+                .rule_id
+                .map(|r| format!("rule {r:?}"))
+                .unwrap_or_else(|| "no rule allows it (default deny)".into());
+            let mut message = format!("{what} is denied by gateway policy: {rule}");
+            if let Some(arg) = d.argument {
+                message.push_str(&format!(" (argument {arg:?} does not satisfy the rule's constraints)"));
+            }
+            let data = serde_json::json!({"rule": d.rule_id, "reason": d.reason.label(), "server": server});
+            h.increment_counter(rt.stats.rejected_total, &[&server, Reject::PolicyDenied.label()], 1);
+            let r = reply::jsonrpc_error(200, "mcp_policy_denied", id, POLICY_DENIED, &message, Some(data));
+            return Verdict::Refuse(r);
+        }
+        if d.mode == Mode::Enforce {
+            if let (Some(kind), Some(id)) = (rewrite::Kind::for_method(method), id) {
+                match &mut self.response {
+                    ResponsePlan::RewriteLists { lists, .. } => lists.push((id.to_owned(), kind)),
+                    p @ ResponsePlan::PassThrough => {
+                        *p = ResponsePlan::RewriteLists {
+                            lists: vec![(id.to_owned(), kind)],
+                            mode: BodyMode::Undecided,
+                        }
+                    }
+                }
+            }
+        }
+        Verdict::Forward
+    }
+
+    pub fn on_response_headers(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> HeadersStatus {
+        self.maybe_panic(Hook::ResponseHeaders);
+        let has_batch_answers = self.batch_answers.is_some();
+        let ResponsePlan::RewriteLists { mode, .. } = &mut self.response else {
+            if has_batch_answers && !end_of_stream {
+                return self.hold_json_response(rt, h);
+            }
+            return HeadersStatus::Continue;
+        };
+        let ct = h.response_header("content-type").unwrap_or_default();
+        let media = ct.split(|b| *b == b';').next().unwrap_or_default().trim_ascii();
+        let status_ok = h.response_header(":status") == Some(b"200");
+        *mode = if !status_ok || end_of_stream {
+            BodyMode::Untouched
+        } else if media.eq_ignore_ascii_case(b"application/json") {
+            BodyMode::Json
+        } else if media.eq_ignore_ascii_case(b"text/event-stream") {
+            BodyMode::Sse
+        } else {
+            BodyMode::Untouched
+        };
+        match *mode {
+            BodyMode::Json => self.hold_json_response(rt, h),
+            BodyMode::Sse => {
+                // Rewritten events change the length: the stream goes out chunked.
+                h.remove_response_header("content-length");
+                self.sse = Some(SseState {
+                    parser: sse::Parser::new(),
+                    pending: Vec::new(),
+                    base: 0,
+                });
+                HeadersStatus::Continue
+            }
+            _ => HeadersStatus::Continue,
+        }
+    }
+
+    fn hold_json_response(&mut self, rt: &Runtime, h: &mut impl Host) -> HeadersStatus {
+        h.set_buffer_limit(rt.config.max_response_body_bytes as u64 + 1);
+        HeadersStatus::StopIteration
+    }
+
+    pub fn on_response_body(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> BodyStatus {
+        self.maybe_panic(Hook::ResponseBody);
+        let mode = match &self.response {
+            ResponsePlan::RewriteLists { mode, .. } => *mode,
+            ResponsePlan::PassThrough if self.batch_answers.is_some() => BodyMode::Json,
+            ResponsePlan::PassThrough => return BodyStatus::Continue,
+        };
+        match mode {
+            BodyMode::Json => self.rewrite_json_response(rt, h, end_of_stream),
+            BodyMode::Sse => self.rewrite_sse_chunk(rt, h, end_of_stream),
+            BodyMode::Undecided | BodyMode::Untouched => BodyStatus::Continue,
+        }
+    }
+
+    fn rewrite_json_response(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> BodyStatus {
+        let limit = rt.config.max_response_body_bytes;
+        if h.body_len(Side::Response) > limit {
+            // Fail closed: a list we cannot filter is not delivered.
+            let msg =
+                format!("upstream response exceeds the gateway's limit of {limit} bytes for responses it must filter");
+            self.response = ResponsePlan::PassThrough;
+            self.batch_answers = None;
+            self.reject(rt, h, Reject::ResponseTooLarge, 502, None, code::INTERNAL_ERROR, &msg);
+            return BodyStatus::StopNoBuffer;
+        }
+        if !end_of_stream {
+            return BodyStatus::StopAndBuffer;
+        }
+        let mut body = std::mem::take(&mut self.body);
+        body.clear();
+        h.read_body(Side::Response, &mut body);
+        let out = match self.rewrite_message_or_batch(rt, h, &body) {
+            Ok(out) => out,
+            Err(msg) => {
+                self.response = ResponsePlan::PassThrough;
+                self.batch_answers = None;
+                self.reject(
+                    rt,
+                    h,
+                    Reject::ResponseUnfilterable,
+                    502,
+                    None,
+                    code::INTERNAL_ERROR,
+                    &msg,
+                );
+                self.body = body;
+                return BodyStatus::StopNoBuffer;
+            }
+        };
+        if let Some(out) = out {
+            h.replace_body(Side::Response, &out);
+            h.set_response_header("content-length", out.len().to_string().as_bytes());
+        }
+        self.body = body;
+        BodyStatus::Continue
+    }
+
+    /// Rewrite one JSON response body (a single message or a batch array). `Ok(None)` means
+    /// unchanged.
+    fn rewrite_message_or_batch(
+        &mut self,
+        rt: &Runtime,
+        h: &mut impl Host,
+        body: &[u8],
+    ) -> Result<Option<Vec<u8>>, String> {
+        let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        if first == Some(b'[') || self.batch_answers.is_some() {
+            let items: Vec<&serde_json::value::RawValue> = if body.iter().all(|b| b.is_ascii_whitespace()) {
+                Vec::new()
+            } else if first == Some(b'[') {
+                serde_json::from_slice(body).map_err(|e| format!("upstream batch response is not a JSON array: {e}"))?
+            } else {
+                vec![serde_json::from_slice(body).map_err(|e| format!("upstream response is not JSON: {e}"))?]
+            };
+            let mut out_items: Vec<Vec<u8>> = Vec::with_capacity(items.len());
+            for item in items {
+                match self.rewrite_one(rt, h, item.get().as_bytes())? {
+                    Some(b) => out_items.push(b),
+                    None => out_items.push(item.get().as_bytes().to_vec()),
+                }
+            }
+            if let Some(answers) = self.batch_answers.take() {
+                out_items.extend(answers);
+            }
+            return Ok(Some(join_array(out_items.iter().map(|v| v.as_slice()))));
+        }
+        self.rewrite_one(rt, h, body)
+    }
+
+    /// Rewrite one JSON-RPC message if it answers a list request of ours.
+    fn rewrite_one(&self, rt: &Runtime, h: &mut impl Host, msg: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let ResponsePlan::RewriteLists { lists, .. } = &self.response else {
+            return Ok(None);
+        };
+        let Ok(text) = std::str::from_utf8(msg) else {
+            return Err("upstream response is not UTF-8".into());
+        };
+        let Ok(Message::Response { id, .. }) = jsonrpc::parse_one(text) else {
+            return Ok(None); // notifications, server requests: not ours to filter
+        };
+        let Some((_, kind)) = lists.iter().find(|(i, _)| i == id.as_json()) else {
+            return Ok(None);
+        };
+        let (Some(policy), server) = (&rt.config.policy, self.server(rt)) else {
+            return Ok(None);
+        };
+        let anonymous = Principal::anonymous();
+        let principal = self.principal.as_deref().unwrap_or(&anonymous);
+        let view = policy.for_principal(principal, server);
+        let pkind = policy_kind(*kind);
+        match rewrite::rewrite_list(msg, *kind, |_, name| view.visible(pkind, name)) {
+            Ok(Rewrite::Unchanged) => Ok(None),
+            Ok(Rewrite::Rewritten { body, removed }) => {
+                h.increment_counter(
+                    rt.stats.list_items_hidden_total,
+                    &[server, kind_label(*kind)],
+                    removed as u64,
+                );
+                Ok(Some(body))
+            }
+            Err(e) => Err(format!("upstream list response cannot be filtered: {e}")),
+        }
+    }
+
+    fn rewrite_sse_chunk(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> BodyStatus {
+        let Some(mut st) = self.sse.take() else {
+            return BodyStatus::Continue;
+        };
+        let mut chunk = std::mem::take(&mut self.body);
+        chunk.clear();
+        h.read_body(Side::Response, &mut chunk);
+        let mut out: Vec<u8> = Vec::with_capacity(chunk.len());
+        let events = st.parser.push(&chunk);
+        st.pending.extend_from_slice(&chunk);
+        let mut failed = None;
+        let mut consumed = 0usize;
+        match events {
+            Ok(events) => {
+                for ev in events {
+                    let r = ev.range();
+                    let (start, end) = ((r.start - st.base) as usize, (r.end - st.base) as usize);
+                    let raw = &st.pending[start..end];
+                    let replaced = match ev.data() {
+                        Some(data) => match self.rewrite_one(rt, h, data.as_bytes()) {
+                            Ok(Some(new_data)) => Some(ev.with_data(&String::from_utf8_lossy(&new_data))),
+                            Ok(None) => None,
+                            Err(e) => {
+                                failed = Some(e);
+                                break;
+                            }
+                        },
+                        None => None,
+                    };
+                    out.extend_from_slice(replaced.as_deref().unwrap_or(raw));
+                    consumed = end;
+                }
+            }
+            Err(e) => failed = Some(format!("upstream event stream cannot be parsed: {e}")),
+        }
+        if end_of_stream && failed.is_none() {
+            match st.parser.finish() {
+                Ok(end) => {
+                    // A final event without its blank line, or a tail: forward the bytes as they were.
+                    let _ = end;
+                    out.extend_from_slice(&st.pending[consumed..]);
+                    consumed = st.pending.len();
+                }
+                Err(e) => failed = Some(format!("upstream event stream cannot be parsed: {e}")),
+            }
+        }
+        if let Some(msg) = failed {
+            // Headers are gone: the only safe answer is to cut the stream (Envoy resets it).
+            crate::envoy::log(Level::Warn, format_args!("mcp_policy: {msg}; resetting the stream"));
+            self.response = ResponsePlan::PassThrough;
+            self.reject(
+                rt,
+                h,
+                Reject::ResponseUnfilterable,
+                502,
+                None,
+                code::INTERNAL_ERROR,
+                &msg,
+            );
+            return BodyStatus::StopNoBuffer;
+        }
+        st.pending.drain(..consumed);
+        st.base += consumed as u64;
+        h.replace_body(Side::Response, &out);
+        self.sse = Some(st);
+        self.body = chunk;
+        BodyStatus::Continue
+    }
+
+    fn auth_refusal(&mut self, rt: &Runtime, h: &mut impl Host, e: &AuthError) {
+        let Some(identity) = &rt.config.identity else { return };
+        self.request = RequestState::Done;
+        let why = if e.status() == 403 {
+            Reject::Forbidden
+        } else {
+            Reject::Unauthenticated
+        };
+        h.increment_counter(rt.stats.rejected_total, &[self.server(rt), why.label()], 1);
+        h.set_metadata("decision", "deny");
+        h.set_metadata("reason", e.label());
+        let mut r = reply::jsonrpc_error(
+            e.status(),
+            mcp_policy_core::identity::details(e),
+            None,
+            code::INVALID_REQUEST,
+            &e.description(),
+            None,
+        );
+        if let Some(c) = identity.www_authenticate(e) {
+            r.headers.push(("www-authenticate", c));
+        }
+        h.send_response(&r);
+    }
+
+    /// Build a refusal for one message (counted; the caller decides how to send it).
+    #[allow(clippy::too_many_arguments)]
+    fn refusal(
+        &self,
+        rt: &Runtime,
+        h: &mut impl Host,
+        why: Reject,
+        status: u16,
+        id: Option<&str>,
+        code: i32,
+        message: &str,
+    ) -> Verdict {
+        h.increment_counter(rt.stats.rejected_total, &[self.server(rt), why.label()], 1);
+        h.set_metadata("decision", "reject");
+        h.set_metadata("reason", why.label());
+        Verdict::Refuse(reply::jsonrpc_error(status, why_details(why), id, code, message, None))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -202,12 +865,9 @@ impl McpFilter {
         message: &str,
     ) {
         self.request = RequestState::Done;
-        let server = self.server.as_deref().unwrap_or(&rt.config.server);
-        h.increment_counter(rt.stats.rejected_total, &[server, why.label()], 1);
-        h.set_metadata("decision", "reject");
-        h.set_metadata("reason", why.label());
-        let reply: Reply = reply::jsonrpc_error(status, details(why), id, code, message, None);
-        h.send_response(&reply);
+        if let Verdict::Refuse(r) = self.refusal(rt, h, why, status, id, code, message) {
+            h.send_response(&r);
+        }
     }
 
     fn maybe_panic(&self, hook: Hook) {
@@ -217,21 +877,119 @@ impl McpFilter {
     }
 }
 
-/// Envoy response-code details per reason (one token each, shown in access logs).
-fn details(why: Reject) -> &'static str {
-    match why {
-        Reject::ParseError => "mcp_policy_parse_error",
-        Reject::InvalidRequest => "mcp_policy_invalid_request",
-        Reject::BodyTooLarge => "mcp_policy_body_too_large",
-        Reject::UnsupportedMediaType => "mcp_policy_unsupported_media_type",
-        Reject::InternalError => "mcp_policy_internal_error",
+enum Verdict {
+    Forward,
+    Refuse(Reply),
+}
+
+fn record_decision(
+    rt: &Runtime,
+    h: &mut impl Host,
+    server: &str,
+    method: Method,
+    target: Option<&str>,
+    d: &Decision<'_>,
+    version: &str,
+) {
+    let decision = if d.would_deny {
+        "audit_deny"
+    } else if d.allowed {
+        "allow"
+    } else {
+        "deny"
+    };
+    h.increment_counter(rt.stats.decisions_total, &[server, method.label(), decision], 1);
+    h.set_metadata("decision", decision);
+    h.set_metadata("reason", d.reason.label());
+    h.set_metadata("mode", if d.mode == Mode::Audit { "audit" } else { "enforce" });
+    h.set_metadata("policy_version", version);
+    if let Some(rule) = d.rule_id {
+        h.set_metadata("rule", rule);
+    }
+    if let Some(t) = target {
+        h.set_metadata("target", t);
     }
 }
 
-fn classify(m: &Message<'_>) -> Method {
-    match m.method() {
-        Some(name) => Method::from_name(name),
-        None => Method::ClientResponse,
+fn policy_kind(k: rewrite::Kind) -> policy::Kind {
+    match k {
+        rewrite::Kind::Tool => policy::Kind::Tool,
+        rewrite::Kind::Resource => policy::Kind::Resource,
+        rewrite::Kind::ResourceTemplate => policy::Kind::ResourceTemplate,
+        rewrite::Kind::Prompt => policy::Kind::Prompt,
+    }
+}
+
+fn kind_label(k: rewrite::Kind) -> &'static str {
+    match k {
+        rewrite::Kind::Tool => "tool",
+        rewrite::Kind::Resource => "resource",
+        rewrite::Kind::ResourceTemplate => "resource_template",
+        rewrite::Kind::Prompt => "prompt",
+    }
+}
+
+fn join_array<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.push(b']');
+    out
+}
+
+/// Up to two values of a header (two are enough to refuse duplicates), as UTF-8.
+fn collect_values<'h>(h: &'h impl Host, name: &str, out: &mut [&'h str; 2]) -> usize {
+    let n = h.request_header_count(name).min(2);
+    let mut k = 0;
+    for i in 0..n {
+        if let Some(v) = h.request_header_at(name, i) {
+            // Non-UTF-8 credentials cannot be valid: pass a value that fails verification.
+            out[k] = std::str::from_utf8(v).unwrap_or("\u{fffd}");
+            k += 1;
+        }
+    }
+    k
+}
+
+/// A copy of the MCP 2026-07-28 request headers (`Mcp-Method`, `Mcp-Name`,
+/// `MCP-Protocol-Version`, `Mcp-Param-*`) when any is present: copied, because the body
+/// judgement may mutate the header map they live in.
+fn copy_mcp_headers(h: &impl Host) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    let any = h.request_header("mcp-method").is_some()
+        || h.request_header("mcp-name").is_some()
+        || h.request_header("mcp-protocol-version").is_some();
+    if !any {
+        return None;
+    }
+    Some(
+        h.request_headers()
+            .into_iter()
+            .filter(|(k, _)| k.len() > 4 && k[..4].eq_ignore_ascii_case(b"mcp-"))
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect(),
+    )
+}
+
+/// Envoy response-code details per reason (one token each, shown in access logs).
+fn why_details(why: Reject) -> &'static str {
+    match why {
+        Reject::ParseError => "mcp_policy_parse_error",
+        Reject::InvalidRequest => "mcp_policy_invalid_request",
+        Reject::InvalidParams => "mcp_policy_invalid_params",
+        Reject::HeaderMismatch => "mcp_policy_header_mismatch",
+        Reject::BodyTooLarge => "mcp_policy_body_too_large",
+        Reject::UnsupportedMediaType => "mcp_policy_unsupported_media_type",
+        Reject::Unauthenticated => "mcp_policy_unauthenticated",
+        Reject::Forbidden => "mcp_policy_forbidden",
+        Reject::PolicyDenied => "mcp_policy_denied",
+        Reject::ResponseTooLarge => "mcp_policy_response_too_large",
+        Reject::ResponseUnfilterable => "mcp_policy_response_unfilterable",
+        Reject::InternalError => "mcp_policy_internal_error",
     }
 }
 
@@ -290,6 +1048,8 @@ mod tests {
                 requests_total: 1,
                 rejected_total: 2,
                 panics_total: 3,
+                decisions_total: 4,
+                list_items_hidden_total: 5,
             },
         }
     }

@@ -15,13 +15,19 @@ pub struct Stats {
     pub rejected_total: usize,
     /// Panics caught in a hook, by hook. Any non-zero value is a bug worth a report.
     pub panics_total: usize,
+    /// Policy decisions by server, method and decision (`allow`, `deny`, `audit_deny`).
+    pub decisions_total: usize,
+    /// Items removed from list results, by server and kind.
+    pub list_items_hidden_total: usize,
 }
 
 /// (name, label names) of every counter, in definition order.
-pub const COUNTERS: [(&str, &[&str]); 3] = [
+pub const COUNTERS: [(&str, &[&str]); 5] = [
     ("requests_total", &["server", "method"]),
     ("rejected_total", &["server", "reason"]),
     ("panics_total", &["hook"]),
+    ("decisions_total", &["server", "method", "decision"]),
+    ("list_items_hidden_total", &["server", "kind"]),
 ];
 
 impl Stats {
@@ -35,6 +41,8 @@ impl Stats {
             requests_total: ids[0],
             rejected_total: ids[1],
             panics_total: ids[2],
+            decisions_total: ids[3],
+            list_items_hidden_total: ids[4],
         })
     }
 }
@@ -44,8 +52,15 @@ impl Stats {
 pub enum Reject {
     ParseError,
     InvalidRequest,
+    InvalidParams,
+    HeaderMismatch,
     BodyTooLarge,
     UnsupportedMediaType,
+    Unauthenticated,
+    Forbidden,
+    PolicyDenied,
+    ResponseTooLarge,
+    ResponseUnfilterable,
     InternalError,
 }
 
@@ -54,8 +69,15 @@ impl Reject {
         match self {
             Reject::ParseError => "parse_error",
             Reject::InvalidRequest => "invalid_request",
+            Reject::InvalidParams => "invalid_params",
+            Reject::HeaderMismatch => "header_mismatch",
             Reject::BodyTooLarge => "body_too_large",
             Reject::UnsupportedMediaType => "unsupported_media_type",
+            Reject::Unauthenticated => "unauthenticated",
+            Reject::Forbidden => "forbidden",
+            Reject::PolicyDenied => "policy_denied",
+            Reject::ResponseTooLarge => "response_too_large",
+            Reject::ResponseUnfilterable => "response_unfilterable",
             Reject::InternalError => "internal_error",
         }
     }

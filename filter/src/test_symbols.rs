@@ -28,6 +28,8 @@ unreachable_in_tests!(
     envoy_dynamic_module_callback_http_filter_increment_counter,
     envoy_dynamic_module_callback_http_get_header,
     envoy_dynamic_module_callback_http_set_header,
+    envoy_dynamic_module_callback_http_get_headers_size,
+    envoy_dynamic_module_callback_http_get_headers,
     envoy_dynamic_module_callback_http_send_response,
     envoy_dynamic_module_callback_http_get_body_size,
     envoy_dynamic_module_callback_http_get_body_chunks_size,

@@ -76,6 +76,9 @@ pub enum AuthError {
     /// A valid SPIFFE id from a trust domain the config does not list.
     #[error("the SPIFFE trust domain is not allowed")]
     UntrustedTrustDomain,
+    /// A valid credential whose subject or token id the config has revoked.
+    #[error("access has been revoked")]
+    Revoked,
 }
 
 impl AuthError {
@@ -109,6 +112,7 @@ impl AuthError {
             AuthError::InsufficientScope { .. } => "insufficient_scope",
             AuthError::InvalidSpiffeId(_) => "invalid_spiffe_id",
             AuthError::UntrustedTrustDomain => "untrusted_trust_domain",
+            AuthError::Revoked => "revoked",
         }
     }
 

@@ -452,6 +452,11 @@ impl Identity {
         }
     }
 
+    /// Whether any method may be called without credentials.
+    pub fn has_anonymous_methods(&self) -> bool {
+        !self.anonymous_methods.is_empty()
+    }
+
     /// Whether a request with no credentials may call `method`.
     pub fn allows_anonymous(&self, method: &str) -> bool {
         self.anonymous_methods.iter().any(|m| m == method)
@@ -524,7 +529,7 @@ impl Identity {
 }
 
 /// Envoy response-code details per refusal (single tokens, as Envoy requires).
-fn details(err: &AuthError) -> &'static str {
+pub fn details(err: &AuthError) -> &'static str {
     match err {
         AuthError::MissingToken => "mcp_policy_auth_missing_token",
         AuthError::UnsupportedScheme => "mcp_policy_auth_unsupported_scheme",
@@ -541,6 +546,7 @@ fn details(err: &AuthError) -> &'static str {
         AuthError::InsufficientScope { .. } => "mcp_policy_auth_insufficient_scope",
         AuthError::InvalidSpiffeId(_) => "mcp_policy_auth_invalid_spiffe_id",
         AuthError::UntrustedTrustDomain => "mcp_policy_auth_untrusted_trust_domain",
+        AuthError::Revoked => "mcp_policy_auth_revoked",
     }
 }
 
