@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import Envoy, McpServer, Proc, TsMcpServer, gateway_bootstrap  # noqa: E402
+from harness import Envoy, HeaderEcho, McpServer, Proc, TsMcpServer, gateway_bootstrap  # noqa: E402
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -44,6 +44,9 @@ class Procs:
         except Exception:
             self._dump()
             raise
+
+    def header_echo(self, name: str = "echo") -> HeaderEcho:
+        return self.add(HeaderEcho(self.log_dir, name=name))
 
     def ts_server(self, name: str = "ts") -> TsMcpServer:
         try:

@@ -135,6 +135,19 @@ class McpServer(Proc):
             return True
 
 
+class HeaderEcho(Proc):
+    """An upstream that answers each JSON-RPC request with the headers it received."""
+
+    def __init__(self, log_dir: Path, name: str = "echo"):
+        self.port = free_port()
+        super().__init__(f"echo-{name}", [sys.executable, str(PEERS / "header_echo.py"), "--port", str(self.port)], log_dir)
+        wait_until(f"header echo on :{self.port}", self._listening, proc=self)
+
+    def _listening(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+            return True
+
+
 NODE_DIR = ROOT / "integration" / "node"
 
 

@@ -374,11 +374,7 @@ impl McpFilter {
         };
         match parsed {
             Body::Single(msg) => match self.judge_message(rt, h, &msg, headers.as_ref()) {
-                Verdict::Forward => {
-                    let m = msg.method().unwrap_or("response");
-                    h.set_metadata("method", m);
-                    BodyStatus::Continue
-                }
+                Verdict::Forward => BodyStatus::Continue,
                 Verdict::Refuse(r) => {
                     self.request = RequestState::Done;
                     h.send_response(&r);
@@ -466,6 +462,7 @@ impl McpFilter {
         };
         h.increment_counter(rt.stats.requests_total, &[&server, method.label()], 1);
         h.set_metadata("server", &server);
+        h.set_metadata("method", msg.method().unwrap_or("response"));
         let id = msg.id().map(|i| i.as_json());
         if let Some(id) = id {
             h.set_metadata("jsonrpc_id", id);
