@@ -7,6 +7,7 @@
 //! control.
 
 use crate::identity::{Identity, IdentitySpec};
+use crate::policy::glob::Glob;
 use crate::policy::Policy;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -111,13 +112,18 @@ impl Default for IdentityHeadersSpec {
     }
 }
 
-/// Checks the MCP transport spec asks of every server (and so of a gateway in front of one).
+/// Checks the MCP transport spec asks of every server (and so of a gateway in front of one):
+/// DNS-rebinding protection by `Host` and `Origin`.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecuritySpec {
-    /// `Origin` values accepted (exact, or `"*"`). A request with any other `Origin` gets 403
-    /// (MCP transports: DNS-rebinding protection). Requests without `Origin` (non-browser
-    /// clients) are not affected.
+    /// `Host` (`:authority`) patterns accepted (`*` matches any run of characters, e.g.
+    /// `localhost:*`). Empty: no check here (Envoy's virtual-host `domains` already choose).
+    /// A request whose Host matches none gets 403.
+    pub allowed_hosts: Vec<String>,
+    /// `Origin` patterns accepted (e.g. `http://localhost:*`). A request carrying any other
+    /// `Origin` gets 403. Empty: every request with an `Origin` is refused; requests without
+    /// one (non-browser clients) are not affected.
     pub allowed_origins: Vec<String>,
 }
 
@@ -190,7 +196,8 @@ pub struct FilterConfig {
     pub identity_headers: IdentityHeaders,
     /// Server name → `Authorization` value to inject.
     pub credentials: HashMap<String, String>,
-    pub allowed_origins: Vec<String>,
+    pub(crate) allowed_hosts: Vec<Glob>,
+    pub(crate) allowed_origins: Vec<Glob>,
     pub revoked_subjects: HashSet<String>,
     pub revoked_token_ids: HashSet<String>,
     /// Lower-cased header name, when fault injection is on.
@@ -205,9 +212,26 @@ pub struct IdentityHeaders {
     pub groups: Option<String>,
 }
 
+impl FilterConfig {
+    /// Whether a `Host`/`:authority` value passes `security.allowed_hosts`.
+    pub fn host_allowed(&self, host: &str) -> bool {
+        self.allowed_hosts.is_empty() || self.allowed_hosts.iter().any(|g| g.matches(&host.to_ascii_lowercase()))
+    }
+
+    /// Whether an `Origin` value passes `security.allowed_origins`.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|g| g.matches(&origin.to_ascii_lowercase()))
+    }
+}
+
 impl IdentityHeaders {
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        [&self.subject, &self.tenant, &self.groups].into_iter().flatten().map(String::as_str)
+        [&self.subject, &self.tenant, &self.groups]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
     }
 }
 
@@ -252,7 +276,11 @@ impl FilterConfig {
                 Ok(i) => Some(i),
                 Err(errs) => {
                     for (path, message) in errs {
-                        let path = if path.starts_with("identity") { path } else { format!("identity.{path}") };
+                        let path = if path.starts_with("identity") {
+                            path
+                        } else {
+                            format!("identity.{path}")
+                        };
                         err(&path, message);
                     }
                     None
@@ -293,12 +321,23 @@ impl FilterConfig {
         }
         for (server, value) in &spec.upstream.credentials {
             if value.is_empty() || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-                err(&format!("upstream.credentials.{server}"), "must be a non-empty header value without CR, LF or NUL".into());
+                err(
+                    &format!("upstream.credentials.{server}"),
+                    "must be a non-empty header value without CR, LF or NUL".into(),
+                );
             }
         }
-        for (i, o) in spec.security.allowed_origins.iter().enumerate() {
-            if o.is_empty() {
-                err(&format!("security.allowed_origins[{i}]"), "must not be empty".into());
+        for (field, list) in [
+            ("allowed_hosts", &spec.security.allowed_hosts),
+            ("allowed_origins", &spec.security.allowed_origins),
+        ] {
+            for (i, o) in list.iter().enumerate() {
+                if o.is_empty() || o.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+                    err(
+                        &format!("security.{field}[{i}]"),
+                        format!("must be a non-empty pattern without spaces or control characters, got {o:?}"),
+                    );
+                }
             }
         }
         let panic_header = match spec.fault_injection {
@@ -326,7 +365,18 @@ impl FilterConfig {
             pass_authorization: spec.upstream.pass_authorization,
             identity_headers,
             credentials: spec.upstream.credentials.into_iter().collect(),
-            allowed_origins: spec.security.allowed_origins,
+            allowed_hosts: spec
+                .security
+                .allowed_hosts
+                .iter()
+                .map(|p| Glob::new(&p.to_ascii_lowercase()))
+                .collect(),
+            allowed_origins: spec
+                .security
+                .allowed_origins
+                .iter()
+                .map(|p| Glob::new(&p.to_ascii_lowercase()))
+                .collect(),
             revoked_subjects: spec.revoked.subjects.into_iter().collect(),
             revoked_token_ids: spec.revoked.token_ids.into_iter().collect(),
             panic_header,

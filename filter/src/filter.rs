@@ -177,14 +177,18 @@ impl McpFilter {
             }
         }
 
-        // MCP transports: validate Origin (DNS-rebinding protection); 403 if present and not allowed.
-        if let Some(origin) = h.request_header("origin") {
-            let ok = cfg.allowed_origins.iter().any(|o| o == "*" || o.as_bytes() == origin);
-            if !ok {
-                let msg = format!("origin {:?} is not allowed", String::from_utf8_lossy(origin));
-                self.reject(rt, h, Reject::Forbidden, 403, None, code::INVALID_REQUEST, &msg);
-                return HeadersStatus::StopIteration;
-            }
+        // MCP transports: validate Host and Origin (DNS-rebinding protection): 403 if not allowed.
+        let host = h.request_header(":authority").map(String::from_utf8_lossy);
+        if let Some(host) = host.filter(|h| !cfg.host_allowed(h)) {
+            let msg = format!("host {host:?} is not allowed");
+            self.reject(rt, h, Reject::Forbidden, 403, None, code::INVALID_REQUEST, &msg);
+            return HeadersStatus::StopIteration;
+        }
+        let origin = h.request_header("origin").map(String::from_utf8_lossy);
+        if let Some(origin) = origin.filter(|o| !cfg.origin_allowed(o)) {
+            let msg = format!("origin {origin:?} is not allowed");
+            self.reject(rt, h, Reject::Forbidden, 403, None, code::INVALID_REQUEST, &msg);
+            return HeadersStatus::StopIteration;
         }
 
         if let Some(identity) = &cfg.identity {

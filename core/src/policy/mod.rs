@@ -23,7 +23,7 @@
 //! request passes anyway and the decision says it would have been denied.
 
 mod args;
-mod glob;
+pub(crate) mod glob;
 mod matcher;
 mod pointer;
 mod spec;
