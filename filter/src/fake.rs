@@ -39,6 +39,14 @@ impl FakeHost {
         self
     }
 
+    pub fn request_header_value(&self, name: &str) -> Option<&str> {
+        get(&self.request_headers, name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    pub fn response_header_value(&self, name: &str) -> Option<&str> {
+        get(&self.response_headers, name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
     pub fn counter(&self, id: usize, labels: &[&str]) -> u64 {
         let key = (id, labels.iter().map(|s| s.to_string()).collect());
         self.counters.get(&key).copied().unwrap_or(0)

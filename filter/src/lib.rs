@@ -23,3 +23,5 @@ pub mod stats;
 mod fake;
 #[cfg(test)]
 mod test_symbols;
+#[cfg(test)]
+mod tests_policy;
