@@ -297,7 +297,7 @@ impl McpFilter {
         }
         if let Some(name) = &cfg.identity_headers.groups {
             if !p.groups.is_empty() {
-                h.set_request_header(name, p.groups.join(",").as_bytes());
+                h.set_request_header(name, &groups_header(&p.groups));
             }
         }
     }
@@ -928,6 +928,25 @@ fn kind_label(k: rewrite::Kind) -> &'static str {
         rewrite::Kind::ResourceTemplate => "resource_template",
         rewrite::Kind::Prompt => "prompt",
     }
+}
+
+/// `x-mcp-groups`: comma-separated group names, each with `%` and `,` percent-encoded, so a
+/// group named `eng,admins` (or `CN=eng,OU=Groups`) can never read as two groups upstream.
+fn groups_header(groups: &[String]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(groups.iter().map(|g| g.len() + 1).sum());
+    for (i, g) in groups.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        for b in g.bytes() {
+            match b {
+                b'%' => out.extend_from_slice(b"%25"),
+                b',' => out.extend_from_slice(b"%2C"),
+                _ => out.push(b),
+            }
+        }
+    }
+    out
 }
 
 fn join_array<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {

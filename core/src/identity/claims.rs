@@ -166,6 +166,26 @@ pub(crate) fn principal_from_claims(
     }
     let token_id = opt_string(&claims, "jti")?;
     let expires_at = numeric_date(&claims, "exp", false)?;
+    // Identity values travel on as header values and log fields: a control character (CR, LF,
+    // NUL, …) in one is never a legitimate name, and would break both. Refuse the token.
+    let bad = |s: &String| s.chars().any(char::is_control);
+    if bad(&subject) {
+        return Err(invalid(&mapping.subject, ClaimProblem::BadValue));
+    }
+    if groups.iter().any(bad) {
+        return Err(invalid(&mapping.groups, ClaimProblem::BadValue));
+    }
+    if roles.iter().any(bad) {
+        return Err(invalid(&mapping.roles, ClaimProblem::BadValue));
+    }
+    if let (Some(t), Some(name)) = (&tenant, &mapping.tenant) {
+        if bad(t) {
+            return Err(invalid(name, ClaimProblem::BadValue));
+        }
+    }
+    if token_id.as_ref().is_some_and(bad) {
+        return Err(invalid("jti", ClaimProblem::BadValue));
+    }
     let mut p = Principal {
         source,
         subject,
@@ -258,6 +278,36 @@ mod tests {
         match v {
             Value::Object(m) => m,
             _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn identity_claims_with_control_characters_are_refused() {
+        let mut spec = ClaimMappingSpec::default();
+        spec.tenant = Some("tid".into());
+        let mapping = ClaimMapping::compile(&spec, "m", &mut Vec::new());
+        let base = json!({"sub": "alice", "exp": 1, "groups": ["eng"], "tid": "t1", "jti": "j"});
+        assert!(principal_from_claims(map(base.clone()), &mapping, Source::Jwt, String::new()).is_ok());
+        for (claim, value) in [
+            ("sub", json!("alice\r\nx-injected: 1")),
+            ("sub", json!("a\u{0}b")),
+            ("groups", json!(["eng\nadmins"])),
+            ("tid", json!("t\n1")),
+            ("jti", json!("j\r")),
+        ] {
+            let mut c = base.clone();
+            c[claim] = value;
+            let err = principal_from_claims(map(c), &mapping, Source::Jwt, String::new()).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    AuthError::InvalidClaim {
+                        problem: ClaimProblem::BadValue,
+                        ..
+                    }
+                ),
+                "{claim}: {err:?}"
+            );
         }
     }
 
