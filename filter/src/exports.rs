@@ -5,6 +5,10 @@
 //! (HTTP 500) and marked poisoned, so later hooks of that stream pass through untouched; Envoy
 //! and every other stream keep serving. A panicking `config_new` rejects the config.
 
+// These are FFI entry points: Envoy owns the pointer contract (documented per function), and the
+// functions cannot be `unsafe fn` in a way that changes anything for a C caller.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
+
 use crate::abi::{
     self, body_status, headers_status, trailers_status, ConfigEnvoyPtr, EnvoyBuffer, EnvoyHeader, FilterEnvoyPtr,
 };

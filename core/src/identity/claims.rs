@@ -283,8 +283,10 @@ mod tests {
 
     #[test]
     fn identity_claims_with_control_characters_are_refused() {
-        let mut spec = ClaimMappingSpec::default();
-        spec.tenant = Some("tid".into());
+        let spec = ClaimMappingSpec {
+            tenant: Some("tid".into()),
+            ..Default::default()
+        };
         let mapping = ClaimMapping::compile(&spec, "m", &mut Vec::new());
         let base = json!({"sub": "alice", "exp": 1, "groups": ["eng"], "tid": "t1", "jti": "j"});
         assert!(principal_from_claims(map(base.clone()), &mapping, Source::Jwt, String::new()).is_ok());
