@@ -1,0 +1,28 @@
+//! mcp-xds-server: the control plane that keeps a fleet of Envoys on the same MCP policy.
+//!
+//! Layout (one job per module):
+//! - [`source`]: the source-of-truth directory (gateways, servers, filter configs) → a
+//!   validated [`source::Model`], or every problem with file, field and reason. The filter
+//!   config is validated by `mcp_policy_core::config::FilterConfig::from_json`, the function
+//!   the Envoy module itself runs.
+//! - [`snapshot`]: model → per-node-group snapshots of Envoy resources (LDS, RDS, CDS, EDS,
+//!   and the module's config over ECDS), consistency-checked, with content-hash versions
+//!   ([`version`]).
+//! - [`ads`]: the I/O-free ADS state machine for one stream (subscriptions, ACK/NACK, stale
+//!   nonces, NACK hold, re-send).
+//! - [`server`]: the tonic shell running one [`ads::AdsStream`] per Envoy.
+//! - [`watch`]: polls the directory, debounces, publishes or refuses.
+//! - [`state`]: what those share; [`status`]: `/status` (JSON) and `/metrics` (Prometheus).
+//! - [`cli`]: flags. [`log`]: one line per event on stderr.
+#![forbid(unsafe_code)]
+
+pub mod ads;
+pub mod cli;
+pub mod log;
+pub mod server;
+pub mod snapshot;
+pub mod source;
+pub mod state;
+pub mod status;
+pub mod version;
+pub mod watch;
