@@ -25,6 +25,29 @@ pub struct ConfigError {
     pub column: Option<usize>,
 }
 
+impl ConfigError {
+    pub(crate) fn at(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
+
+    /// The same error with its path placed under `prefix` (e.g. `policy`), for a section
+    /// embedded in a larger document.
+    pub fn under(mut self, prefix: &str) -> ConfigError {
+        self.path = match (prefix.is_empty(), self.path.is_empty(), self.path.starts_with('[')) {
+            (true, _, _) => self.path,
+            (false, true, _) => prefix.to_owned(),
+            (false, false, true) => format!("{prefix}{}", self.path),
+            (false, false, false) => format!("{prefix}.{}", self.path),
+        };
+        self
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = if self.path.is_empty() { "(root)" } else { &self.path };

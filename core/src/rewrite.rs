@@ -11,36 +11,15 @@
 //! non-string key or the key twice is hidden and counted; a response whose shape cannot be
 //! trusted (bad JSON, duplicate envelope keys, a result without its list) is an error.
 
-use crate::mcp::Method;
 use crate::strict_json::{Scanner, Syntax, WalkError, DEFAULT_MAX_DEPTH};
 use std::borrow::Cow;
 use std::ops::Range;
 
-/// What kind of thing a list item is, and so which key names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// `tools/list` → `result.tools[].name`.
-    Tool,
-    /// `resources/list` → `result.resources[].uri`.
-    Resource,
-    /// `resources/templates/list` → `result.resourceTemplates[].uriTemplate`.
-    ResourceTemplate,
-    /// `prompts/list` → `result.prompts[].name`.
-    Prompt,
-}
+/// What kind of thing a list item is (shared with policy, which judges visibility by it).
+pub use crate::policy::Kind;
 
+/// Where each kind of item sits in a list result, and which key names it.
 impl Kind {
-    /// The kind a list method returns; `None` for methods whose result is not a list.
-    pub fn for_method(method: Method) -> Option<Kind> {
-        match method {
-            Method::ToolsList => Some(Kind::Tool),
-            Method::ResourcesList => Some(Kind::Resource),
-            Method::ResourcesTemplatesList => Some(Kind::ResourceTemplate),
-            Method::PromptsList => Some(Kind::Prompt),
-            _ => None,
-        }
-    }
-
     /// The key of the list inside `result`.
     pub fn list_key(self) -> &'static str {
         match self {

@@ -92,14 +92,14 @@ fn rewriting_matches_a_semantic_filter_for_every_hidden_subset() {
 
 #[test]
 fn kind_follows_the_list_method() {
-    assert_eq!(Kind::for_method(Method::ToolsList), Some(Kind::Tool));
+    assert_eq!(Kind::of_list(Method::ToolsList), Some(Kind::Tool));
     assert_eq!(
-        Kind::for_method(Method::ResourcesTemplatesList),
+        Kind::of_list(Method::ResourcesTemplatesList),
         Some(Kind::ResourceTemplate)
     );
-    assert_eq!(Kind::for_method(Method::ToolsCall), None);
+    assert_eq!(Kind::of_list(Method::ToolsCall), None);
     for m in Method::ALL {
-        assert_eq!(Kind::for_method(m).is_some(), m.is_list(), "{m:?}");
+        assert_eq!(Kind::of_list(m).is_some(), m.is_list(), "{m:?}");
     }
 }
 

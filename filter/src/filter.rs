@@ -74,7 +74,7 @@ enum ResponsePlan {
     PassThrough,
     /// Filter list results for these request ids (raw JSON ids) by `kind`.
     RewriteLists {
-        lists: Vec<(String, rewrite::Kind)>,
+        lists: Vec<(String, policy::Kind)>,
         mode: BodyMode,
     },
 }
@@ -561,7 +561,7 @@ impl McpFilter {
             return Verdict::Refuse(r);
         }
         if d.mode == Mode::Enforce {
-            if let (Some(kind), Some(id)) = (rewrite::Kind::for_method(method), id) {
+            if let (Some(kind), Some(id)) = (policy::Kind::of_list(method), id) {
                 match &mut self.response {
                     ResponsePlan::RewriteLists { lists, .. } => lists.push((id.to_owned(), kind)),
                     p @ ResponsePlan::PassThrough => {
@@ -638,10 +638,7 @@ impl McpFilter {
             // Fail closed: a list we cannot filter is not delivered.
             let msg =
                 format!("upstream response exceeds the gateway's limit of {limit} bytes for responses it must filter");
-            self.response = ResponsePlan::PassThrough;
-            self.batch_answers = None;
-            self.reject(rt, h, Reject::ResponseTooLarge, 502, None, code::INTERNAL_ERROR, &msg);
-            return BodyStatus::StopNoBuffer;
+            return self.fail_response(rt, h, Reject::ResponseTooLarge, &msg);
         }
         if !end_of_stream {
             return BodyStatus::StopAndBuffer;
@@ -652,19 +649,8 @@ impl McpFilter {
         let out = match self.rewrite_message_or_batch(rt, h, &body) {
             Ok(out) => out,
             Err(msg) => {
-                self.response = ResponsePlan::PassThrough;
-                self.batch_answers = None;
-                self.reject(
-                    rt,
-                    h,
-                    Reject::ResponseUnfilterable,
-                    502,
-                    None,
-                    code::INTERNAL_ERROR,
-                    &msg,
-                );
                 self.body = body;
-                return BodyStatus::StopNoBuffer;
+                return self.fail_response(rt, h, Reject::ResponseUnfilterable, &msg);
             }
         };
         if let Some(out) = out {
@@ -727,8 +713,7 @@ impl McpFilter {
         let anonymous = Principal::anonymous();
         let principal = self.principal.as_deref().unwrap_or(&anonymous);
         let view = policy.for_principal(principal, server);
-        let pkind = policy_kind(*kind);
-        match rewrite::rewrite_list(msg, *kind, |_, name| view.visible(pkind, name)) {
+        match rewrite::rewrite_list(msg, *kind, |_, name| view.visible(*kind, name)) {
             Ok(Rewrite::Unchanged) => Ok(None),
             Ok(Rewrite::Rewritten { body, removed }) => {
                 h.increment_counter(
@@ -791,17 +776,7 @@ impl McpFilter {
         if let Some(msg) = failed {
             // Headers are gone: the only safe answer is to cut the stream (Envoy resets it).
             crate::envoy::log(Level::Warn, format_args!("mcp_policy: {msg}; resetting the stream"));
-            self.response = ResponsePlan::PassThrough;
-            self.reject(
-                rt,
-                h,
-                Reject::ResponseUnfilterable,
-                502,
-                None,
-                code::INTERNAL_ERROR,
-                &msg,
-            );
-            return BodyStatus::StopNoBuffer;
+            return self.fail_response(rt, h, Reject::ResponseUnfilterable, &msg);
         }
         st.pending.drain(..consumed);
         st.base += consumed as u64;
@@ -809,6 +784,15 @@ impl McpFilter {
         self.sse = Some(st);
         self.body = chunk;
         BodyStatus::Continue
+    }
+
+    /// Fail closed on the response path: what cannot be filtered is not delivered. Envoy
+    /// replaces the held response with this 502, or resets the stream if headers have gone.
+    fn fail_response(&mut self, rt: &Runtime, h: &mut impl Host, why: Reject, msg: &str) -> BodyStatus {
+        self.response = ResponsePlan::PassThrough;
+        self.batch_answers = None;
+        self.reject(rt, h, why, 502, None, code::INTERNAL_ERROR, msg);
+        BodyStatus::StopNoBuffer
     }
 
     fn auth_refusal(&mut self, rt: &Runtime, h: &mut impl Host, e: &AuthError) {
@@ -912,21 +896,12 @@ fn record_decision(
     }
 }
 
-fn policy_kind(k: rewrite::Kind) -> policy::Kind {
+fn kind_label(k: policy::Kind) -> &'static str {
     match k {
-        rewrite::Kind::Tool => policy::Kind::Tool,
-        rewrite::Kind::Resource => policy::Kind::Resource,
-        rewrite::Kind::ResourceTemplate => policy::Kind::ResourceTemplate,
-        rewrite::Kind::Prompt => policy::Kind::Prompt,
-    }
-}
-
-fn kind_label(k: rewrite::Kind) -> &'static str {
-    match k {
-        rewrite::Kind::Tool => "tool",
-        rewrite::Kind::Resource => "resource",
-        rewrite::Kind::ResourceTemplate => "resource_template",
-        rewrite::Kind::Prompt => "prompt",
+        policy::Kind::Tool => "tool",
+        policy::Kind::Resource => "resource",
+        policy::Kind::ResourceTemplate => "resource_template",
+        policy::Kind::Prompt => "prompt",
     }
 }
 

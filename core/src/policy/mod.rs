@@ -39,7 +39,6 @@ use matcher::PrincipalMatcher;
 use serde_json::value::RawValue;
 use std::cell::Cell;
 use std::collections::{BTreeSet, HashMap};
-use std::fmt;
 use version::FnvBuild;
 
 /// Methods allowed to every authenticated principal unless a deny rule says otherwise: the
@@ -78,50 +77,9 @@ pub const RULE_METHOD_NAMES: [&str; 12] = [
 /// Most rules a policy may hold (rule indices are `u32` in the compiled index).
 pub const MAX_RULES: usize = 1 << 20;
 
-/// One problem in a policy document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyError {
-    /// Where, relative to the policy document: `rules[2].tools[0]` (empty for the root).
-    pub path: String,
-    pub message: String,
-    /// 1-based position, for the structural error the JSON parser stopped at.
-    pub line: Option<usize>,
-    pub column: Option<usize>,
-}
-
-impl PolicyError {
-    fn at(path: impl Into<String>, message: impl Into<String>) -> PolicyError {
-        PolicyError {
-            path: path.into(),
-            message: message.into(),
-            line: None,
-            column: None,
-        }
-    }
-
-    /// The same error with its path placed under `prefix` (e.g. `policy`), for a policy
-    /// embedded in a larger document.
-    pub fn under(mut self, prefix: &str) -> PolicyError {
-        self.path = match (prefix.is_empty(), self.path.is_empty(), self.path.starts_with('[')) {
-            (true, _, _) => self.path,
-            (false, true, _) => prefix.to_owned(),
-            (false, false, true) => format!("{prefix}{}", self.path),
-            (false, false, false) => format!("{prefix}.{}", self.path),
-        };
-        self
-    }
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() { "(root)" } else { &self.path };
-        write!(f, "{path}: {}", self.message)?;
-        if let (Some(l), Some(c)) = (self.line, self.column) {
-            write!(f, " (line {l}, col {c})")?;
-        }
-        Ok(())
-    }
-}
+/// One problem in a policy document: the same shape as every config problem (path relative to
+/// the policy document, e.g. `rules[2].tools[0]`; `under("policy")` places it in a larger one).
+pub type PolicyError = crate::config::ConfigError;
 
 impl std::error::Error for PolicyError {}
 
