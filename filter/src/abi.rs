@@ -194,11 +194,13 @@ extern "C" {
     pub fn envoy_dynamic_module_callback_http_received_buffered_request_body(filter: FilterEnvoyPtr) -> bool;
     pub fn envoy_dynamic_module_callback_http_received_buffered_response_body(filter: FilterEnvoyPtr) -> bool;
 
-    pub fn envoy_dynamic_module_callback_http_set_dynamic_metadata_string(
+    /// Sets `len` string entries (`{key, value}` module buffers, the layout of
+    /// [`ModuleHeader`]) in one namespace, resolving it and merging once.
+    pub fn envoy_dynamic_module_callback_http_set_dynamic_metadata_string_batch(
         filter: FilterEnvoyPtr,
         namespace: ModuleBuffer,
-        key: ModuleBuffer,
-        value: ModuleBuffer,
+        entries: *const ModuleHeader,
+        len: usize,
     );
     pub fn envoy_dynamic_module_callback_http_set_dynamic_metadata_number(
         filter: FilterEnvoyPtr,

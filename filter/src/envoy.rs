@@ -60,7 +60,8 @@ pub trait Host {
     fn set_buffer_limit(&mut self, bytes: u64);
 
     fn send_response(&mut self, reply: &Reply);
-    /// Set `key` in this module's dynamic-metadata namespace.
+    /// Set `key` in this module's dynamic-metadata namespace. May be buffered until the hook
+    /// ends or a local reply is sent; later values for the same key win.
     fn set_metadata(&mut self, key: &str, value: &str);
     fn set_metadata_number(&mut self, key: &str, value: f64);
     fn clear_route_cache(&mut self);
@@ -78,6 +79,16 @@ pub const METADATA_NAMESPACE: &str = "mcp_policy";
 /// The real host: Envoy's filter pointer for the duration of one hook.
 pub struct EnvoyHost {
     fe: FilterEnvoyPtr,
+    /// Dynamic-metadata strings set during this hook, written to Envoy in one batch call (each
+    /// separate call resolves the namespace and merges a Struct: ~2k instructions apiece).
+    metadata: MetadataBatch,
+}
+
+/// Keys and values copied into one buffer, with their spans.
+#[derive(Default)]
+struct MetadataBatch {
+    text: String,
+    spans: Vec<(usize, usize, usize)>,
 }
 
 impl EnvoyHost {
@@ -85,7 +96,47 @@ impl EnvoyHost {
     /// `fe` must be the filter pointer Envoy passed to the hook being run, and the value must
     /// not outlive that hook.
     pub unsafe fn new(fe: FilterEnvoyPtr) -> EnvoyHost {
-        EnvoyHost { fe }
+        EnvoyHost {
+            fe,
+            metadata: MetadataBatch::default(),
+        }
+    }
+
+    /// Write the buffered metadata to Envoy (one call per 16 entries).
+    fn flush_metadata(&mut self) {
+        if self.metadata.spans.is_empty() {
+            return;
+        }
+        let text = self.metadata.text.as_bytes();
+        for chunk in self.metadata.spans.chunks(16) {
+            let mut entries = [ModuleHeader {
+                key_ptr: std::ptr::null(),
+                key_len: 0,
+                value_ptr: std::ptr::null(),
+                value_len: 0,
+            }; 16];
+            for (e, &(k, v, end)) in entries.iter_mut().zip(chunk) {
+                let (key, value) = (&text[k..v], &text[v..end]);
+                *e = ModuleHeader {
+                    key_ptr: key.as_ptr(),
+                    key_len: key.len(),
+                    value_ptr: value.as_ptr(),
+                    value_len: value.len(),
+                };
+            }
+            // SAFETY: `fe` valid for this hook; `entries[..n]` point into `text`, alive for the
+            // call; Envoy copies them. Signature checked against the 1.40 binary (docs/design/abi.md).
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_set_dynamic_metadata_string_batch(
+                    self.fe,
+                    ModuleBuffer::from_bytes(METADATA_NAMESPACE.as_bytes()),
+                    entries.as_ptr(),
+                    chunk.len(),
+                )
+            }
+        }
+        self.metadata.text.clear();
+        self.metadata.spans.clear();
     }
 
     fn get_header(&self, ty: u32, name: &str, index: usize) -> Option<&[u8]> {
@@ -318,6 +369,8 @@ impl Host for EnvoyHost {
     }
 
     fn send_response(&mut self, reply: &Reply) {
+        // The reply may finish the stream: metadata goes first, so the access log has it.
+        self.flush_metadata();
         let headers: Vec<ModuleHeader> = reply
             .headers
             .iter()
@@ -343,15 +396,12 @@ impl Host for EnvoyHost {
     }
 
     fn set_metadata(&mut self, key: &str, value: &str) {
-        // SAFETY: `fe` valid for this hook; buffers copied by Envoy.
-        unsafe {
-            abi::envoy_dynamic_module_callback_http_set_dynamic_metadata_string(
-                self.fe,
-                ModuleBuffer::from_bytes(METADATA_NAMESPACE.as_bytes()),
-                ModuleBuffer::from_bytes(key.as_bytes()),
-                ModuleBuffer::from_bytes(value.as_bytes()),
-            )
-        }
+        let m = &mut self.metadata;
+        let k = m.text.len();
+        m.text.push_str(key);
+        let v = m.text.len();
+        m.text.push_str(value);
+        m.spans.push((k, v, m.text.len()));
     }
 
     fn set_metadata_number(&mut self, key: &str, value: f64) {
@@ -459,5 +509,12 @@ impl ConfigHost {
             )
         };
         (rc == abi::METRICS_SUCCESS).then_some(id)
+    }
+}
+
+impl Drop for EnvoyHost {
+    fn drop(&mut self) {
+        // Still inside the hook: the host never outlives it.
+        self.flush_metadata();
     }
 }

@@ -38,7 +38,7 @@ unreachable_in_tests!(
     envoy_dynamic_module_callback_http_drain_body,
     envoy_dynamic_module_callback_http_received_buffered_request_body,
     envoy_dynamic_module_callback_http_received_buffered_response_body,
-    envoy_dynamic_module_callback_http_set_dynamic_metadata_string,
+    envoy_dynamic_module_callback_http_set_dynamic_metadata_string_batch,
     envoy_dynamic_module_callback_http_set_dynamic_metadata_number,
     envoy_dynamic_module_callback_http_get_metadata_string,
     envoy_dynamic_module_callback_http_clear_route_cache,
