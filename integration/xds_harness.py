@@ -178,3 +178,62 @@ def discovery_request_without_node(type_url: str) -> bytes:
     """A well-formed DiscoveryRequest (field 4, type_url) that omits the node."""
     t = type_url.encode()
     return b"\x22" + bytes([len(t)]) + t
+
+
+# ---------------------------------------------------------------------------------------------
+# Policy-over-xDS helpers (test_xds_policy.py, bench/xds/): fixtures, key files, and "has every
+# Envoy ACKed the current snapshot" read from the server's /status.
+# ---------------------------------------------------------------------------------------------
+
+XDS_FIXTURES = Path(__file__).resolve().parent / "xds_fixtures"
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    """A JSON document under integration/xds_fixtures/ (e.g. `policy/filter.json`)."""
+    return json.loads((XDS_FIXTURES / name).read_text())
+
+
+def write_jwks(directory: Path, jwks: dict[str, Any], name: str = "idp") -> None:
+    """`jwks/NAME.json` in a source directory (what a provider's `jwks_file` names)."""
+    write_atomically(directory / "jwks" / f"{name}.json", json.dumps(jwks, indent=2))
+
+
+def node_is_current(status: dict, node: dict) -> bool:
+    """The node runs the snapshot its group is served now: every type ACKed, nothing in flight,
+    nothing held as NACKed."""
+    group = node["group"] or "(ungrouped)"
+    if node["snapshot_version"] is None or node["snapshot_version"] != status["snapshot"]["groups"].get(group):
+        return False
+    return bool(node["types"]) and all(
+        t["acked_version"] and t["pending_version"] is None and t["held_nacked_version"] is None for t in node["types"].values()
+    )
+
+
+def ecds_acked(status: dict) -> dict[str, str]:
+    """node id → the ECDS version it last ACKed."""
+    return {n["node_id"]: n["types"].get("ecds", {}).get("acked_version", "") for n in status["nodes"]}
+
+
+def current_nodes(status: dict, node_ids: set[str], changed_from: dict[str, str] | None = None) -> bool:
+    """Every node in `node_ids` is connected and current; with `changed_from` (node → ECDS
+    version before an edit), each has also ACKed a different ECDS version since."""
+    nodes = {n["node_id"]: n for n in status["nodes"]}
+    if not node_ids <= set(nodes):
+        return False
+    for nid in node_ids:
+        n = nodes[nid]
+        if not node_is_current(status, n):
+            return False
+        if changed_from is not None and n["types"].get("ecds", {}).get("acked_version") == changed_from.get(nid):
+            return False
+    return True
+
+
+def wait_current(xds: XdsServer, node_ids: set[str], changed_from: dict[str, str] | None = None, timeout: float = 15.0) -> dict:
+    """Poll /status until `current_nodes(...)`; returns that status."""
+    return wait_until(
+        f"{sorted(node_ids)} to ACK the current snapshot",
+        lambda: s if current_nodes(s := xds.status(), node_ids, changed_from) else None,
+        timeout=timeout,
+        proc=xds,
+    )

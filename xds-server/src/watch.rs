@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::log;
 use crate::snapshot::World;
@@ -23,7 +23,7 @@ pub enum Outcome {
     Unchanged,
     /// Changed; wait one more poll for it to settle.
     Settling,
-    Apply(Arc<World>, String),
+    Apply(Arc<World>, String, LoadTimes),
     Refuse(SourceErrors, String),
     /// The files went back to what is served after a refused change.
     Reverted,
@@ -36,10 +36,39 @@ pub struct Loader {
     candidate: Option<String>,
 }
 
+/// How long the two phases of [`load`] took; logged with each applied change, so the cost of
+/// a large world is visible (and `bench/xds` can read it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadTimes {
+    /// Files → validated model (includes the module's `FilterConfig::from_json`).
+    pub validate: Duration,
+    /// Model → consistency-checked snapshots.
+    pub build: Duration,
+}
+
 /// Validate and build: the whole path from bytes to publishable snapshots.
 pub fn load(files: &SourceFiles) -> Result<World, SourceErrors> {
-    let model = files.validate()?;
-    World::build(&model).map_err(|problems| {
+    load_timed(files).0
+}
+
+/// [`load`], also returning how long each phase took.
+pub fn load_timed(files: &SourceFiles) -> (Result<World, SourceErrors>, LoadTimes) {
+    let mut times = LoadTimes::default();
+    let start = Instant::now();
+    let model = files.validate();
+    times.validate = start.elapsed();
+    let model = match model {
+        Ok(m) => m,
+        Err(e) => return (Err(e), times),
+    };
+    let start = Instant::now();
+    let world = build(&model);
+    times.build = start.elapsed();
+    (world, times)
+}
+
+fn build(model: &crate::source::Model) -> Result<World, SourceErrors> {
+    World::build(model).map_err(|problems| {
         SourceErrors(
             problems
                 .into_iter()
@@ -78,11 +107,15 @@ impl Loader {
             return Outcome::Settling;
         }
         self.candidate = None;
-        match read.and_then(|files| load(&files)) {
+        let (loaded, times) = match read {
+            Ok(files) => load_timed(&files),
+            Err(e) => (Err(e), LoadTimes::default()),
+        };
+        match loaded {
             Ok(world) => {
                 self.applied = Some(fp.clone());
                 self.refused = None;
-                Outcome::Apply(Arc::new(world), fp)
+                Outcome::Apply(Arc::new(world), fp, times)
             }
             Err(errors) => {
                 self.refused = Some(fp.clone());
@@ -100,10 +133,12 @@ pub fn act(outcome: Outcome, shared: &Shared) {
             log::info("source directory is back to the served configuration");
             shared.mark_valid();
         }
-        Outcome::Apply(world, fp) => {
+        Outcome::Apply(world, fp, times) => {
             log::info(&format!(
-                "config applied: snapshot {} (files {fp}); groups: {}",
+                "config applied: snapshot {} (files {fp}; validated in {} ms, built in {} ms); groups: {}",
                 world.version,
+                times.validate.as_millis(),
+                times.build.as_millis(),
                 world
                     .snapshots()
                     .map(|s| format!("{}={}", s.group.as_deref().unwrap_or("(ungrouped)"), s.version))
