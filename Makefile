@@ -8,7 +8,7 @@ PEERS := $(VENV)/.peers-installed
 NODE_PEERS := integration/node/node_modules/.installed
 MODULE := target/release/libmcp_policy.so
 
-.PHONY: run test unit integration build bench fmt lint clean peers
+.PHONY: run test unit integration build fmt lint clean peers
 
 run: build $(PEERS)
 	$(PY) integration/demo.py
@@ -32,8 +32,59 @@ $(PEERS): integration/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r integration/requirements.txt
 	touch $@
 
-bench:
+# `make bench`: criterion micro-benchmarks of the core, then the load harness (bench/run.py):
+# upstream direct, Envoy alone, Envoy + native MCP/RBAC, Envoy + our module, LiteLLM and
+# ContextForge, one run, results in bench/results/. Tools and the Python gateways install into
+# bench/ on first use only (never in `make test` or CI). docs/BENCHMARKS.md says more.
+BENCH_PY   := bench/.venvs/bench/bin/python
+OHA        := bench/.tools/bin/oha
+OHA_VERSION := 1.16.0
+RESPONDER  := bench/responder/target/release/mcp-bench-responder
+BENCH_VENVS := bench/.venvs/litellm/.installed bench/.venvs/contextforge/.installed
+BENCH_ARGS ?=
+
+.PHONY: bench bench-core bench-load bench-quick bench-profile bench-tools bench-venvs
+
+bench: bench-core bench-load
+
+bench-core:
 	cargo bench -p mcp-policy-core
+
+bench-load: build bench-tools bench-venvs
+	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+
+# Harness check: 2 s phases, Envoy arms only, no Python gateways.
+bench-quick: build bench-tools
+	$(BENCH_PY) bench/run.py --quick --arms upstream,envoy,native,module $(BENCH_ARGS)
+
+# Where the module's time goes: Envoy under callgrind, a bounded number of requests.
+bench-profile: build bench-tools
+	$(BENCH_PY) bench/profile.py $(BENCH_ARGS)
+
+bench-tools: $(OHA) $(RESPONDER) $(BENCH_PY)
+
+$(OHA):
+	cargo install oha --locked --version $(OHA_VERSION) --root bench/.tools
+
+$(RESPONDER): bench/responder/Cargo.toml bench/responder/Cargo.lock bench/responder/src/main.rs
+	cd bench/responder && cargo build --release --locked
+
+$(BENCH_PY): bench/requirements.txt
+	python3 -m venv bench/.venvs/bench
+	$(BENCH_PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench-venvs: $(BENCH_VENVS)
+
+bench/.venvs/litellm/.installed:
+	python3 -m venv bench/.venvs/litellm
+	bench/.venvs/litellm/bin/pip install --quiet --disable-pip-version-check 'litellm[proxy]==1.108.7'
+	touch $@
+
+bench/.venvs/contextforge/.installed:
+	python3 -m venv bench/.venvs/contextforge
+	bench/.venvs/contextforge/bin/pip install --quiet --disable-pip-version-check 'mcp-contextforge-gateway==1.0.7.post20260921'
+	touch $@
 
 fmt:
 	cargo fmt --all
@@ -49,3 +100,9 @@ clean:
 $(NODE_PEERS): integration/node/package.json integration/node/package-lock.json
 	cd integration/node && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The control plane at scale (not a test): edit propagation to 2/4/8 Envoys, and memory/CPU for a
+# generated world of 1,000 MCP servers and 10,000 rules. Writes bench/xds/results/.
+.PHONY: bench-xds
+bench-xds: build $(PEERS)
+	$(PY) bench/xds/run.py
