@@ -401,7 +401,7 @@ async def test_a_real_mcp_client_with_a_bearer_token_lists_and_calls_tools_throu
             assert result.content[0].text == "42"
 
     c = envoy.counters("mcp_policy.")
-    assert c.get("mcp_policy.requests_total.server.demo.method.tools_call") == 1
+    assert c.get("mcp_policy.requests_total.server.demo.method.tools_call.decision.unchecked") == 1
     assert c.get("mcp_policy.rejected_total.server.demo.reason.unauthenticated", 0) == 0
 
 
@@ -418,7 +418,7 @@ async def test_a_real_mcp_client_without_a_token_cannot_connect(procs, issuer):
                 await s.list_tools()
 
     assert envoy.counters().get("mcp_policy.rejected_total.server.demo.reason.unauthenticated", 0) >= 1
-    assert envoy.counters().get("mcp_policy.requests_total.server.demo.method.tools_list", 0) == 0
+    assert envoy.counters().get("mcp_policy.requests_total.server.demo.method.tools_list.decision.unchecked", 0) == 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -213,9 +213,9 @@ async def test_access_log_has_a_decision_line_per_request_and_stats_count_decisi
         await s.call_tool("echo", {"text": "1"})
         with pytest.raises(McpError):
             await s.call_tool("create_issue", {"repo": "acme/a", "title": "t"})
-    counters = gw.counters("mcp_policy.decisions_total")
-    assert counters["mcp_policy.decisions_total.server.ts.method.tools_call.decision.allow"] == 1
-    assert counters["mcp_policy.decisions_total.server.ts.method.tools_call.decision.deny"] == 1
+    counters = gw.counters("mcp_policy.requests_total")
+    assert counters["mcp_policy.requests_total.server.ts.method.tools_call.decision.allow"] == 1
+    assert counters["mcp_policy.requests_total.server.ts.method.tools_call.decision.deny"] == 1
     version = None
     gw.stop()
     lines = [json.loads(x) for x in (procs.log_dir / "access.log").read_text().splitlines()]

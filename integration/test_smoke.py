@@ -24,10 +24,10 @@ async def test_initialize_list_and_call_pass_through_the_gateway(procs, json_res
         assert result.content[0].text == "42"
 
     counters = envoy.counters("mcp_policy.")
-    assert counters.get("mcp_policy.requests_total.server.demo.method.initialize", 0) >= 1
-    assert counters.get("mcp_policy.requests_total.server.demo.method.tools_list", 0) >= 1
-    assert counters.get("mcp_policy.requests_total.server.demo.method.tools_call", 0) == 1
-    assert counters.get("mcp_policy.requests_total.server.demo.method.notification", 0) >= 1
+    assert counters.get("mcp_policy.requests_total.server.demo.method.initialize.decision.unchecked", 0) >= 1
+    assert counters.get("mcp_policy.requests_total.server.demo.method.tools_list.decision.unchecked", 0) >= 1
+    assert counters.get("mcp_policy.requests_total.server.demo.method.tools_call.decision.unchecked", 0) == 1
+    assert counters.get("mcp_policy.requests_total.server.demo.method.notification.decision.unchecked", 0) >= 1
     assert counters.get("mcp_policy.panics_total.hook.request_body", 0) == 0
 
 
@@ -42,9 +42,9 @@ async def test_two_servers_behind_one_gateway_are_counted_apart(procs):
         await s.list_tools()
 
     c = envoy.counters("mcp_policy.")
-    assert c.get("mcp_policy.requests_total.server.alpha.method.tools_call") == 1
-    assert c.get("mcp_policy.requests_total.server.beta.method.tools_call", 0) == 0
-    assert c.get("mcp_policy.requests_total.server.beta.method.tools_list", 0) >= 1
+    assert c.get("mcp_policy.requests_total.server.alpha.method.tools_call.decision.unchecked") == 1
+    assert c.get("mcp_policy.requests_total.server.beta.method.tools_call.decision.unchecked", 0) == 0
+    assert c.get("mcp_policy.requests_total.server.beta.method.tools_list.decision.unchecked", 0) >= 1
 
 
 async def test_access_log_has_one_json_line_per_request_with_module_metadata(procs):

@@ -90,8 +90,8 @@ async def test_two_envoys_on_ads_only_serve_mcp_through_the_module(procs, tmp_pa
             assert (await s.call_tool("echo", {"text": "hi"})).content[0].text == "hi"
         # The module ran, and read the server name from the route metadata the control plane set.
         c = envoy.counters("mcp_policy.")
-        assert c.get("mcp_policy.requests_total.server.alpha.method.tools_call") == 1, c
-        assert c.get("mcp_policy.requests_total.server.beta.method.tools_call") == 1, c
+        assert c.get("mcp_policy.requests_total.server.alpha.method.tools_call.decision.unchecked") == 1, c
+        assert c.get("mcp_policy.requests_total.server.beta.method.tools_call.decision.unchecked") == 1, c
         assert ecds_version(envoy) != ""
 
     # Status: both nodes, every type ACKed, no NACKs; both Envoys got the same world.

@@ -233,6 +233,8 @@ impl EnvoyHost {
             };
             n
         ];
+        // SAFETY: `fe` valid for this hook.
+        out.reserve(unsafe { abi::envoy_dynamic_module_callback_http_get_body_size(self.fe, ty) });
         // SAFETY: `chunks` has room for exactly the `n` entries Envoy reported.
         let ok = unsafe { abi::envoy_dynamic_module_callback_http_get_body_chunks(self.fe, ty, chunks.as_mut_ptr()) };
         if !ok {

@@ -116,6 +116,10 @@ pub struct McpFilter {
     batch_answers: Option<Vec<Vec<u8>>>,
     body: Vec<u8>,
     sse: Option<SseState>,
+    /// The decision label of the message being judged, for `requests_total`.
+    decision: std::cell::Cell<&'static str>,
+    /// The request was a JSON-RPC batch (responses must be matched to requests by id).
+    batch: bool,
 }
 
 struct SseState {
@@ -277,28 +281,22 @@ impl McpFilter {
     /// client's token (MCP: no token passthrough) unless configured.
     fn rewrite_identity_headers(&self, rt: &Runtime, h: &mut impl Host) {
         let cfg = &rt.config;
-        for name in cfg.identity_headers.iter() {
-            h.remove_request_header(name);
-        }
-        if cfg.identity.is_some() && !cfg.pass_authorization {
-            h.remove_request_header("authorization");
-        }
+        let p = self.principal.as_deref();
+        // `set` replaces every value a client sent; only headers we do not set need removing.
+        let ih = &cfg.identity_headers;
+        let subject = p.map(|p| p.subject.as_str()).filter(|s| !s.is_empty());
+        put_or_remove(h, ih.subject.as_deref(), subject.map(str::as_bytes));
+        put_or_remove(
+            h,
+            ih.tenant.as_deref(),
+            p.and_then(|p| p.tenant.as_deref()).map(str::as_bytes),
+        );
+        let groups = p.filter(|p| !p.groups.is_empty()).map(|p| groups_header(&p.groups));
+        put_or_remove(h, ih.groups.as_deref(), groups.as_deref());
         if let Some(cred) = cfg.credentials.get(self.server(rt)) {
             h.set_request_header("authorization", cred.as_bytes());
-        }
-        let Some(p) = self.principal.as_deref() else { return };
-        if let Some(name) = &cfg.identity_headers.subject {
-            if !p.subject.is_empty() {
-                h.set_request_header(name, p.subject.as_bytes());
-            }
-        }
-        if let (Some(name), Some(tenant)) = (&cfg.identity_headers.tenant, &p.tenant) {
-            h.set_request_header(name, tenant.as_bytes());
-        }
-        if let Some(name) = &cfg.identity_headers.groups {
-            if !p.groups.is_empty() {
-                h.set_request_header(name, &groups_header(&p.groups));
-            }
+        } else if cfg.identity.is_some() && !cfg.pass_authorization {
+            h.remove_request_header("authorization");
         }
     }
 
@@ -412,7 +410,7 @@ impl McpFilter {
         for (raw, item) in raw_items.iter().zip(&items) {
             match item {
                 Err(e) => {
-                    h.increment_counter(rt.stats.requests_total, &[self.server(rt), "invalid"], 1);
+                    h.increment_counter(rt.stats.requests_total, &[self.server(rt), "invalid", "reject"], 1);
                     answers.push(reply::jsonrpc_error_body(e.id.as_deref(), e.code, &e.message, None));
                 }
                 Ok(msg) => match self.judge_message(rt, h, msg, headers) {
@@ -426,6 +424,7 @@ impl McpFilter {
                 },
             }
         }
+        self.batch = true;
         h.set_metadata("method", "batch");
         h.set_metadata_number("batch_size", items.len() as f64);
         if forward.len() == items.len() {
@@ -458,13 +457,36 @@ impl McpFilter {
         msg: &Message<'_>,
         headers: Option<&McpHeaders<'_>>,
     ) -> Verdict {
-        let cfg = &rt.config;
-        let server = self.server(rt).to_owned();
         let method = match msg.method() {
             Some(name) => Method::from_name(name),
             None => Method::ClientResponse,
         };
-        h.increment_counter(rt.stats.requests_total, &[&server, method.label()], 1);
+        self.decision.set(if rt.config.policy.is_some() {
+            "reject"
+        } else {
+            "unchecked"
+        });
+        let verdict = self.judge_message_inner(rt, h, msg, method, headers);
+        // One labelled counter per message: each increment interns its labels in Envoy's
+        // symbol table, so it is not cheap.
+        h.increment_counter(
+            rt.stats.requests_total,
+            &[self.server(rt), method.label(), self.decision.get()],
+            1,
+        );
+        verdict
+    }
+
+    fn judge_message_inner(
+        &mut self,
+        rt: &Runtime,
+        h: &mut impl Host,
+        msg: &Message<'_>,
+        method: Method,
+        headers: Option<&McpHeaders<'_>>,
+    ) -> Verdict {
+        let cfg = &rt.config;
+        let server = self.server(rt).to_owned();
         h.set_metadata("server", &server);
         h.set_metadata("method", msg.method().unwrap_or("response"));
         let id = msg.id().map(|i| i.as_json());
@@ -541,7 +563,7 @@ impl McpFilter {
             _ => policy::Request::method(method),
         };
         let d: Decision<'_> = policy.decide(principal, &server, &req);
-        record_decision(rt, h, &server, method, target, &d, policy.version());
+        self.decision.set(record_decision(h, target, &d, policy.version()));
         if !d.allowed {
             let what = match target {
                 Some(t) => format!("{} {t:?}", msg.method().unwrap_or_default()),
@@ -698,14 +720,25 @@ impl McpFilter {
         let ResponsePlan::RewriteLists { lists, .. } = &self.response else {
             return Ok(None);
         };
-        let Ok(text) = std::str::from_utf8(msg) else {
-            return Err("upstream response is not UTF-8".into());
-        };
-        let Ok(Message::Response { id, .. }) = jsonrpc::parse_one(text) else {
-            return Ok(None); // notifications, server requests: not ours to filter
-        };
-        let Some((_, kind)) = lists.iter().find(|(i, _)| i == id.as_json()) else {
-            return Ok(None);
+        let kind = if !self.batch {
+            // One request per POST: every response on this stream answers it (Streamable
+            // HTTP), so no id lookup (which would parse the whole list once more).
+            // `rewrite_list` leaves notifications, server requests and errors unchanged.
+            match lists.first() {
+                Some((_, kind)) => kind,
+                None => return Ok(None),
+            }
+        } else {
+            let Ok(text) = std::str::from_utf8(msg) else {
+                return Err("upstream response is not UTF-8".into());
+            };
+            let Ok(Message::Response { id, .. }) = jsonrpc::parse_one(text) else {
+                return Ok(None); // notifications, server requests: not ours to filter
+            };
+            match lists.iter().find(|(i, _)| i == id.as_json()) {
+                Some((_, kind)) => kind,
+                None => return Ok(None),
+            }
         };
         let (Some(policy), server) = (&rt.config.policy, self.server(rt)) else {
             return Ok(None);
@@ -867,15 +900,8 @@ enum Verdict {
     Refuse(Reply),
 }
 
-fn record_decision(
-    rt: &Runtime,
-    h: &mut impl Host,
-    server: &str,
-    method: Method,
-    target: Option<&str>,
-    d: &Decision<'_>,
-    version: &str,
-) {
+/// Write a policy decision to dynamic metadata; returns its label (`allow`, `deny`, `audit_deny`).
+fn record_decision(h: &mut impl Host, target: Option<&str>, d: &Decision<'_>, version: &str) -> &'static str {
     let decision = if d.would_deny {
         "audit_deny"
     } else if d.allowed {
@@ -883,7 +909,6 @@ fn record_decision(
     } else {
         "deny"
     };
-    h.increment_counter(rt.stats.decisions_total, &[server, method.label(), decision], 1);
     h.set_metadata("decision", decision);
     h.set_metadata("reason", d.reason.label());
     h.set_metadata("mode", if d.mode == Mode::Audit { "audit" } else { "enforce" });
@@ -894,6 +919,7 @@ fn record_decision(
     if let Some(t) = target {
         h.set_metadata("target", t);
     }
+    decision
 }
 
 fn kind_label(k: policy::Kind) -> &'static str {
@@ -902,6 +928,15 @@ fn kind_label(k: policy::Kind) -> &'static str {
         policy::Kind::Resource => "resource",
         policy::Kind::ResourceTemplate => "resource_template",
         policy::Kind::Prompt => "prompt",
+    }
+}
+
+/// Set header `name` (when configured) to `value`, or remove any copy a client sent.
+fn put_or_remove(h: &mut impl Host, name: Option<&str>, value: Option<&[u8]>) {
+    match (name, value) {
+        (Some(n), Some(v)) => h.set_request_header(n, v),
+        (Some(n), None) => h.remove_request_header(n),
+        (None, _) => {}
     }
 }
 
@@ -1043,7 +1078,6 @@ mod tests {
                 requests_total: 1,
                 rejected_total: 2,
                 panics_total: 3,
-                decisions_total: 4,
                 list_items_hidden_total: 5,
             },
         }
@@ -1071,7 +1105,7 @@ mod tests {
         assert_eq!(hs, HeadersStatus::StopIteration);
         assert_eq!(bs, Some(BodyStatus::Continue));
         assert!(h.replies.is_empty());
-        assert_eq!(h.counter(1, &["demo", "tools_call"]), 1);
+        assert_eq!(h.counter(1, &["demo", "tools_call", "unchecked"]), 1);
         assert_eq!(h.metadata.get("method").map(String::as_str), Some("tools/call"));
         assert_eq!(h.metadata.get("jsonrpc_id").map(String::as_str), Some("1"));
     }
@@ -1082,7 +1116,7 @@ mod tests {
         let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
         h.route_metadata.insert("server".into(), b"github".to_vec());
         run_request(&rt, &mut h);
-        assert_eq!(h.counter(1, &["github", "tools_list"]), 1);
+        assert_eq!(h.counter(1, &["github", "tools_list", "unchecked"]), 1);
         assert_eq!(h.metadata.get("server").map(String::as_str), Some("github"));
     }
 
@@ -1176,9 +1210,9 @@ mod tests {
         );
         let (_, bs) = run_request(&rt, &mut h);
         assert_eq!(bs, Some(BodyStatus::Continue));
-        assert_eq!(h.counter(1, &["default", "ping"]), 1);
-        assert_eq!(h.counter(1, &["default", "notification"]), 1);
-        assert_eq!(h.counter(1, &["default", "invalid"]), 1);
+        assert_eq!(h.counter(1, &["default", "ping", "unchecked"]), 1);
+        assert_eq!(h.counter(1, &["default", "notification", "unchecked"]), 1);
+        assert_eq!(h.counter(1, &["default", "invalid", "reject"]), 1);
         assert_eq!(h.metadata.get("method").map(String::as_str), Some("batch"));
     }
 

@@ -9,24 +9,22 @@
 /// Counter ids handed out by Envoy at config time.
 #[derive(Debug, Clone, Copy)]
 pub struct Stats {
-    /// MCP messages seen, by server and method label.
+    /// MCP messages judged, by server, method label and decision (`allow`, `deny`,
+    /// `audit_deny`, `reject` for refusals before policy, `unchecked` without a policy).
     pub requests_total: usize,
     /// Requests the module answered itself with an error, by server and reason.
     pub rejected_total: usize,
     /// Panics caught in a hook, by hook. Any non-zero value is a bug worth a report.
     pub panics_total: usize,
-    /// Policy decisions by server, method and decision (`allow`, `deny`, `audit_deny`).
-    pub decisions_total: usize,
     /// Items removed from list results, by server and kind.
     pub list_items_hidden_total: usize,
 }
 
 /// (name, label names) of every counter, in definition order.
-pub const COUNTERS: [(&str, &[&str]); 5] = [
-    ("requests_total", &["server", "method"]),
+pub const COUNTERS: [(&str, &[&str]); 4] = [
+    ("requests_total", &["server", "method", "decision"]),
     ("rejected_total", &["server", "reason"]),
     ("panics_total", &["hook"]),
-    ("decisions_total", &["server", "method", "decision"]),
     ("list_items_hidden_total", &["server", "kind"]),
 ];
 
@@ -41,8 +39,7 @@ impl Stats {
             requests_total: ids[0],
             rejected_total: ids[1],
             panics_total: ids[2],
-            decisions_total: ids[3],
-            list_items_hidden_total: ids[4],
+            list_items_hidden_total: ids[3],
         })
     }
 }
