@@ -36,15 +36,21 @@ pub fn jsonrpc_error(
 
 /// Just the JSON-RPC error object text, e.g. for one element of a batch reply.
 pub fn jsonrpc_error_body(id: Option<&str>, code: i32, message: &str, data: Option<Value>) -> Vec<u8> {
-    let mut error = serde_json::Map::new();
-    error.insert("code".into(), Value::from(code));
-    error.insert("message".into(), Value::from(message));
+    // Written directly (no intermediate `Map`): a refusal is on the request path.
+    let mut out = Vec::with_capacity(64 + message.len());
+    out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.extend_from_slice(id.unwrap_or("null").as_bytes());
+    out.extend_from_slice(br#","error":{"code":"#);
+    out.extend_from_slice(code.to_string().as_bytes());
+    out.extend_from_slice(br#","message":"#);
+    // Serializing a `&str` or a `Value` into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, message);
     if let Some(data) = data {
-        error.insert("data".into(), data);
+        out.extend_from_slice(br#","data":"#);
+        let _ = serde_json::to_writer(&mut out, &data);
     }
-    let error = Value::Object(error).to_string();
-    let id = id.unwrap_or("null");
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{error}}}"#).into_bytes()
+    out.extend_from_slice(b"}}");
+    out
 }
 
 /// A plain-text HTTP error for non-JSON-RPC paths (e.g. a GET the policy refuses).
