@@ -495,11 +495,13 @@ impl McpFilter {
         }
         let params = match Params::parse(msg) {
             Ok(p) => p,
-            Err(e) => return self.refusal(rt, h, Reject::InvalidParams, 400, id, e.code(), &e.message),
+            Err(e) => {
+                return Verdict::Refuse(self.refusal(rt, h, Reject::InvalidParams, 400, id, e.code(), &e.message))
+            }
         };
         if let Some(hs) = headers {
             if let Err(e) = mcp_headers::check(hs, msg, &params, ParamRule::SameNameArgument) {
-                return self.refusal(
+                return Verdict::Refuse(self.refusal(
                     rt,
                     h,
                     Reject::HeaderMismatch,
@@ -507,12 +509,14 @@ impl McpFilter {
                     id,
                     e.code(),
                     &e.to_string(),
-                );
+                ));
             }
         }
         let subject = match params.subject(method) {
             Ok(s) => s,
-            Err(e) => return self.refusal(rt, h, Reject::InvalidParams, 400, id, e.code(), &e.message),
+            Err(e) => {
+                return Verdict::Refuse(self.refusal(rt, h, Reject::InvalidParams, 400, id, e.code(), &e.message))
+            }
         };
 
         // Who: the principal from the headers, or anonymous where the config allows it.
@@ -864,11 +868,11 @@ impl McpFilter {
         id: Option<&str>,
         code: i32,
         message: &str,
-    ) -> Verdict {
+    ) -> Reply {
         h.increment_counter(rt.stats.rejected_total, &[self.server(rt), why.label()], 1);
         h.set_metadata("decision", "reject");
         h.set_metadata("reason", why.label());
-        Verdict::Refuse(reply::jsonrpc_error(status, why_details(why), id, code, message, None))
+        reply::jsonrpc_error(status, why_details(why), id, code, message, None)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -883,9 +887,8 @@ impl McpFilter {
         message: &str,
     ) {
         self.request = RequestState::Done;
-        if let Verdict::Refuse(r) = self.refusal(rt, h, why, status, id, code, message) {
-            h.send_response(&r);
-        }
+        let r = self.refusal(rt, h, why, status, id, code, message);
+        h.send_response(&r);
     }
 
     fn maybe_panic(&self, hook: Hook) {
