@@ -57,6 +57,13 @@ def test_compressed_body_is_refused_rather_than_forwarded_unjudged(gateway):
     assert "content-encoding" in r.json()["error"]["message"]
 
 
+def test_a_method_mcp_does_not_use_is_refused_with_405(gateway):
+    r = httpx.put(gateway.url(), content=PING, headers=ACCEPT, timeout=10)
+    assert r.status_code == 405
+    assert r.headers["allow"] == "GET, POST, DELETE"
+    assert r.json()["error"]["code"] == -32600
+
+
 def test_valid_request_still_reaches_the_upstream(gateway):
     r = post(gateway, PING)
     assert r.status_code == 200, r.text

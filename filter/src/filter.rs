@@ -195,6 +195,22 @@ impl McpFilter {
             return HeadersStatus::StopIteration;
         }
 
+        // MCP's Streamable HTTP uses POST (messages), GET (server stream) and DELETE (end a
+        // session); OPTIONS/HEAD carry nothing to judge. Any other method could carry a body
+        // the module never reads: refuse it rather than forward it unjudged.
+        let http_method = h.request_header(":method").unwrap_or_default();
+        if !matches!(http_method, b"POST" | b"GET" | b"DELETE" | b"OPTIONS" | b"HEAD") {
+            let msg = format!(
+                "HTTP method {:?} is not used by MCP (POST, GET, DELETE)",
+                String::from_utf8_lossy(http_method)
+            );
+            let mut r = self.refusal(rt, h, Reject::MethodNotAllowed, 405, None, code::INVALID_REQUEST, &msg);
+            r.headers.push(("allow", "GET, POST, DELETE".into()));
+            self.request = RequestState::Done;
+            h.send_response(&r);
+            return HeadersStatus::StopIteration;
+        }
+
         if let Some(identity) = &cfg.identity {
             let result = {
                 let mut auth: [&str; 2] = ["", ""];
@@ -1020,6 +1036,7 @@ fn why_details(why: Reject) -> &'static str {
         Reject::Unauthenticated => "mcp_policy_unauthenticated",
         Reject::Forbidden => "mcp_policy_forbidden",
         Reject::PolicyDenied => "mcp_policy_denied",
+        Reject::MethodNotAllowed => "mcp_policy_method_not_allowed",
         Reject::ResponseTooLarge => "mcp_policy_response_too_large",
         Reject::ResponseUnfilterable => "mcp_policy_response_unfilterable",
         Reject::InternalError => "mcp_policy_internal_error",
@@ -1203,6 +1220,20 @@ mod tests {
         assert_eq!(f.on_request_headers(&rt, &mut h, true), HeadersStatus::Continue);
         assert_eq!(f.on_request_body(&rt, &mut h, true), BodyStatus::Continue);
         assert!(h.replies.is_empty());
+    }
+
+    #[test]
+    fn a_method_mcp_does_not_use_is_refused_not_forwarded_unjudged() {
+        let rt = runtime("");
+        let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#).with_header(":method", "PUT");
+        let mut f = McpFilter::new();
+        assert_eq!(f.on_request_headers(&rt, &mut h, false), HeadersStatus::StopIteration);
+        assert_eq!(h.replies[0].status, 405);
+        assert!(h.replies[0]
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "allow" && v.contains("POST")));
+        assert_eq!(h.counter(2, &["default", "method_not_allowed"]), 1);
     }
 
     #[test]
