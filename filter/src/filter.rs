@@ -66,30 +66,15 @@ enum RequestState {
     Done,
 }
 
-/// What the response needs from us.
-#[derive(Debug, Default)]
-enum ResponsePlan {
-    /// Stream it through untouched.
-    #[default]
-    PassThrough,
-    /// Filter list results for these request ids (raw JSON ids) by `kind`.
-    RewriteLists {
-        lists: Vec<(String, policy::Kind)>,
-        mode: BodyMode,
-    },
-}
-
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum BodyMode {
-    /// Decided at response headers.
+    /// Nothing to do (the default, and after a local reply or a failure).
     #[default]
-    Undecided,
+    Untouched,
     /// `application/json`: buffer the whole body, rewrite at the end.
     Json,
     /// `text/event-stream`: rewrite event by event, forward the rest as it comes.
     Sse,
-    /// Anything else (errors, 202): untouched.
-    Untouched,
 }
 
 thread_local! {
@@ -111,9 +96,12 @@ pub struct McpFilter {
     principal: Option<Arc<Principal>>,
     /// No credentials, but some methods may be called anonymously: decided per message.
     anonymous_pending: bool,
-    response: ResponsePlan,
-    /// Batch only: answers for refused elements, merged into the upstream's JSON array.
+    /// List requests allowed in enforce mode, by raw JSON id: their results are filtered.
+    lists: Vec<(String, policy::Kind)>,
+    /// Batch only: answers for refused elements, merged into the upstream's response.
     batch_answers: Option<Vec<Vec<u8>>>,
+    /// How the response body is handled, decided at response headers.
+    body_mode: BodyMode,
     body: Vec<u8>,
     sse: Option<SseState>,
     /// The decision label of the message being judged, for `requests_total`.
@@ -158,14 +146,21 @@ impl McpFilter {
             .route_metadata("server")
             .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::to_owned);
-        let is_post = h.request_header(":method") == Some(b"POST");
+        // MCP's Streamable HTTP uses POST (messages), GET (server stream) and DELETE (end a
+        // session); OPTIONS/HEAD carry nothing to judge.
+        let (is_post, is_get, method_ok) = match h.request_header(":method") {
+            Some(b"POST") => (true, false, true),
+            Some(b"GET") => (false, true, true),
+            Some(b"DELETE" | b"OPTIONS" | b"HEAD") => (false, false, true),
+            _ => (false, false, false),
+        };
 
         // RFC 9728 protected-resource metadata, served by the gateway itself.
         if let Some(identity) = &cfg.identity {
             if let (Some(path), Some(doc)) = (identity.metadata_path(), identity.metadata_json()) {
                 let req_path = h.request_header(":path").unwrap_or_default();
                 let req_path = req_path.split(|b| *b == b'?').next().unwrap_or_default();
-                if req_path == path.as_bytes() && h.request_header(":method") == Some(b"GET") {
+                if is_get && req_path == path.as_bytes() {
                     self.request = RequestState::Done;
                     h.send_response(&Reply {
                         status: 200,
@@ -195,15 +190,11 @@ impl McpFilter {
             return HeadersStatus::StopIteration;
         }
 
-        // MCP's Streamable HTTP uses POST (messages), GET (server stream) and DELETE (end a
-        // session); OPTIONS/HEAD carry nothing to judge. Any other method could carry a body
-        // the module never reads: refuse it rather than forward it unjudged.
-        let http_method = h.request_header(":method").unwrap_or_default();
-        if !matches!(http_method, b"POST" | b"GET" | b"DELETE" | b"OPTIONS" | b"HEAD") {
-            let msg = format!(
-                "HTTP method {:?} is not used by MCP (POST, GET, DELETE)",
-                String::from_utf8_lossy(http_method)
-            );
+        // Any other method could carry a body the module never reads: refuse it rather than
+        // forward it unjudged.
+        if !method_ok {
+            let m = String::from_utf8_lossy(h.request_header(":method").unwrap_or_default()).into_owned();
+            let msg = format!("HTTP method {m:?} is not used by MCP (POST, GET, DELETE)");
             let mut r = self.refusal(rt, h, Reject::MethodNotAllowed, 405, None, code::INVALID_REQUEST, &msg);
             r.headers.push(("allow", "GET, POST, DELETE".into()));
             self.request = RequestState::Done;
@@ -502,8 +493,9 @@ impl McpFilter {
         headers: Option<&McpHeaders<'_>>,
     ) -> Verdict {
         let cfg = &rt.config;
-        let server = self.server(rt).to_owned();
-        h.set_metadata("server", &server);
+        // A field borrow (not `self.server()`), so `self.lists` stays writable below.
+        let server: &str = self.server.as_deref().unwrap_or(&cfg.server);
+        h.set_metadata("server", server);
         h.set_metadata("method", msg.method().unwrap_or("response"));
         let id = msg.id().map(|i| i.as_json());
         if let Some(id) = id {
@@ -553,7 +545,7 @@ impl McpFilter {
                     if let Some(c) = identity.www_authenticate(&e) {
                         r.headers.push(("www-authenticate", c));
                     }
-                    h.increment_counter(rt.stats.rejected_total, &[&server, Reject::Unauthenticated.label()], 1);
+                    h.increment_counter(rt.stats.rejected_total, &[server, Reject::Unauthenticated.label()], 1);
                     h.set_metadata("decision", "deny");
                     h.set_metadata("reason", Reject::Unauthenticated.label());
                     return Verdict::Refuse(r);
@@ -582,7 +574,7 @@ impl McpFilter {
             Subject::Resource { uri } => policy::Request::resource(method, uri),
             _ => policy::Request::method(method),
         };
-        let d: Decision<'_> = policy.decide(principal, &server, &req);
+        let d: Decision<'_> = policy.decide(principal, server, &req);
         self.decision.set(record_decision(h, target, &d, policy.version()));
         if !d.allowed {
             let what = match target {
@@ -598,21 +590,13 @@ impl McpFilter {
                 message.push_str(&format!(" (argument {arg:?} does not satisfy the rule's constraints)"));
             }
             let data = serde_json::json!({"rule": d.rule_id, "reason": d.reason.label(), "server": server});
-            h.increment_counter(rt.stats.rejected_total, &[&server, Reject::PolicyDenied.label()], 1);
+            h.increment_counter(rt.stats.rejected_total, &[server, Reject::PolicyDenied.label()], 1);
             let r = reply::jsonrpc_error(200, "mcp_policy_denied", id, POLICY_DENIED, &message, Some(data));
             return Verdict::Refuse(r);
         }
         if d.mode == Mode::Enforce {
             if let (Some(kind), Some(id)) = (policy::Kind::of_list(method), id) {
-                match &mut self.response {
-                    ResponsePlan::RewriteLists { lists, .. } => lists.push((id.to_owned(), kind)),
-                    p @ ResponsePlan::PassThrough => {
-                        *p = ResponsePlan::RewriteLists {
-                            lists: vec![(id.to_owned(), kind)],
-                            mode: BodyMode::Undecided,
-                        }
-                    }
-                }
+                self.lists.push((id.to_owned(), kind));
             }
         }
         Verdict::Forward
@@ -620,17 +604,13 @@ impl McpFilter {
 
     pub fn on_response_headers(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> HeadersStatus {
         self.maybe_panic(Hook::ResponseHeaders);
-        let has_batch_answers = self.batch_answers.is_some();
-        let ResponsePlan::RewriteLists { mode, .. } = &mut self.response else {
-            if has_batch_answers && !end_of_stream {
-                return self.hold_json_response(rt, h);
-            }
+        if self.lists.is_empty() && self.batch_answers.is_none() {
             return HeadersStatus::Continue;
-        };
+        }
         let ct = h.response_header("content-type").unwrap_or_default();
         let media = ct.split(|b| *b == b';').next().unwrap_or_default().trim_ascii();
         let status_ok = h.response_header(":status") == Some(b"200");
-        *mode = if !status_ok || end_of_stream {
+        self.body_mode = if !status_ok || end_of_stream {
             BodyMode::Untouched
         } else if media.eq_ignore_ascii_case(b"application/json") {
             BodyMode::Json
@@ -639,10 +619,10 @@ impl McpFilter {
         } else {
             BodyMode::Untouched
         };
-        match *mode {
+        match self.body_mode {
             BodyMode::Json => self.hold_json_response(rt, h),
             BodyMode::Sse => {
-                // Rewritten events change the length: the stream goes out chunked.
+                // Rewritten or added events change the length: the stream goes out chunked.
                 h.remove_response_header("content-length");
                 self.sse = Some(SseState {
                     parser: sse::Parser::new(),
@@ -651,7 +631,21 @@ impl McpFilter {
                 });
                 HeadersStatus::Continue
             }
-            _ => HeadersStatus::Continue,
+            BodyMode::Untouched => match self.batch_answers.take() {
+                // The upstream answered the forwarded part of a batch with no body (202: they
+                // were all notifications) or an error: the refusals still need answering.
+                Some(answers) => {
+                    let body = join_array(answers.iter().map(|a| a.as_slice()));
+                    h.send_response(&Reply {
+                        status: 200,
+                        headers: vec![("content-type", "application/json".into())],
+                        body,
+                        details: "mcp_policy_batch_refused",
+                    });
+                    HeadersStatus::StopIteration
+                }
+                None => HeadersStatus::Continue,
+            },
         }
     }
 
@@ -662,15 +656,10 @@ impl McpFilter {
 
     pub fn on_response_body(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> BodyStatus {
         self.maybe_panic(Hook::ResponseBody);
-        let mode = match &self.response {
-            ResponsePlan::RewriteLists { mode, .. } => *mode,
-            ResponsePlan::PassThrough if self.batch_answers.is_some() => BodyMode::Json,
-            ResponsePlan::PassThrough => return BodyStatus::Continue,
-        };
-        match mode {
+        match self.body_mode {
             BodyMode::Json => self.rewrite_json_response(rt, h, end_of_stream),
             BodyMode::Sse => self.rewrite_sse_chunk(rt, h, end_of_stream),
-            BodyMode::Undecided | BodyMode::Untouched => BodyStatus::Continue,
+            BodyMode::Untouched => BodyStatus::Continue,
         }
     }
 
@@ -737,9 +726,10 @@ impl McpFilter {
 
     /// Rewrite one JSON-RPC message if it answers a list request of ours.
     fn rewrite_one(&self, rt: &Runtime, h: &mut impl Host, msg: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        let ResponsePlan::RewriteLists { lists, .. } = &self.response else {
+        let lists = &self.lists;
+        if lists.is_empty() {
             return Ok(None);
-        };
+        }
         let kind = if !self.batch {
             // One request per POST: every response on this stream answers it (Streamable
             // HTTP), so no id lookup (which would parse the whole list once more).
@@ -817,11 +807,16 @@ impl McpFilter {
         }
         if end_of_stream && failed.is_none() {
             match st.parser.finish() {
-                Ok(end) => {
+                Ok(_) => {
                     // A final event without its blank line, or a tail: forward the bytes as they were.
-                    let _ = end;
                     out.extend_from_slice(&st.pending[consumed..]);
                     consumed = st.pending.len();
+                    // A batch's refused elements, as events of the same stream.
+                    for answer in self.batch_answers.take().into_iter().flatten() {
+                        out.extend_from_slice(b"event: message\ndata: ");
+                        out.extend_from_slice(&answer);
+                        out.extend_from_slice(b"\n\n");
+                    }
                 }
                 Err(e) => failed = Some(format!("upstream event stream cannot be parsed: {e}")),
             }
@@ -842,8 +837,9 @@ impl McpFilter {
     /// Fail closed on the response path: what cannot be filtered is not delivered. Envoy
     /// replaces the held response with this 502, or resets the stream if headers have gone.
     fn fail_response(&mut self, rt: &Runtime, h: &mut impl Host, why: Reject, msg: &str) -> BodyStatus {
-        self.response = ResponsePlan::PassThrough;
+        self.lists.clear();
         self.batch_answers = None;
+        self.body_mode = BodyMode::Untouched;
         self.reject(rt, h, why, 502, None, code::INTERNAL_ERROR, msg);
         BodyStatus::StopNoBuffer
     }

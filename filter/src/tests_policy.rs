@@ -288,3 +288,44 @@ fn batch_forwards_allowed_elements_and_merges_refusals_into_the_response() {
     assert_eq!(v[1]["id"], 2);
     assert_eq!(v[1]["error"]["code"], crate::filter::POLICY_DENIED);
 }
+
+#[test]
+fn batch_refusals_are_appended_as_events_when_the_upstream_answers_with_sse() {
+    let rt = runtime();
+    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_x"}}]"#;
+    let mut h = post(batch, Some(("bob", &["devs"])));
+    let mut f = McpFilter::new();
+    assert_eq!(request(&rt, &mut f, &mut h), Some(BodyStatus::Continue));
+    h.response_headers = vec![
+        (":status".into(), b"200".to_vec()),
+        ("content-type".into(), b"text/event-stream".to_vec()),
+    ];
+    assert_eq!(f.on_response_headers(&rt, &mut h, false), HeadersStatus::Continue);
+    let upstream = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n";
+    h.response_body = upstream.as_bytes().to_vec();
+    assert_eq!(f.on_response_body(&rt, &mut h, true), BodyStatus::Continue);
+    let out = String::from_utf8(h.response_body.clone()).expect("utf8");
+    assert!(out.starts_with(upstream), "{out}");
+    let added = out[upstream.len()..]
+        .strip_prefix("event: message\ndata: ")
+        .expect("an appended event");
+    let v: Value = serde_json::from_str(added.trim_end()).expect("json");
+    assert_eq!(v["id"], 2);
+    assert_eq!(v["error"]["code"], crate::filter::POLICY_DENIED);
+}
+
+#[test]
+fn batch_refusals_are_answered_when_the_upstream_returns_no_body() {
+    let rt = runtime();
+    let batch = r#"[{"jsonrpc":"2.0","method":"notifications/initialized"},{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"delete_x"}}]"#;
+    let mut h = post(batch, Some(("bob", &["devs"])));
+    let mut f = McpFilter::new();
+    assert_eq!(request(&rt, &mut f, &mut h), Some(BodyStatus::Continue));
+    h.response_headers = vec![(":status".into(), b"202".to_vec())];
+    assert_eq!(f.on_response_headers(&rt, &mut h, true), HeadersStatus::StopIteration);
+    let r = h.replies.last().expect("a local reply");
+    assert_eq!(r.status, 200);
+    let v: Value = serde_json::from_slice(&r.body).expect("json");
+    assert_eq!(v[0]["id"], 9);
+    assert_eq!(v[0]["error"]["code"], crate::filter::POLICY_DENIED);
+}
