@@ -83,6 +83,108 @@ impl<'a> Id<'a> {
     }
 }
 
+/// A request id as a JSON *value*, for matching responses to requests: strings compare by
+/// their decoded text (`"a\u0062"` is `"ab"`), numbers by exact decimal value (`7`, `7.0`,
+/// `7e0` and `0.7e1` are one id; `9007199254740993` is not `9007199254740992`), and a string
+/// never equals a number. This is how Python and JavaScript peers see ids after they re-render
+/// them, so a response cannot slip past the gateway by spelling its id differently.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    Str(String),
+    /// `value = 0.digits × 10^exp`, `digits` without leading or trailing zeros; zero is
+    /// `digits == ""`, `exp == 0`, never negative.
+    Num { negative: bool, digits: String, exp: i64 },
+}
+
+impl IdKey {
+    /// The key of an id given as raw JSON text; `None` if it is not a JSON string or number
+    /// (or a number too extreme to compare), which matches nothing.
+    pub fn from_json(raw: &str) -> Option<IdKey> {
+        let raw = raw.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        match raw.as_bytes().first()? {
+            b'"' => serde_json::from_str::<String>(raw).ok().map(IdKey::Str),
+            b'-' | b'0'..=b'9' => number_key(raw),
+            _ => None,
+        }
+    }
+}
+
+fn number_key(raw: &str) -> Option<IdKey> {
+    let b = raw.as_bytes();
+    let mut i = 0;
+    let negative = b.first() == Some(&b'-');
+    if negative {
+        i += 1;
+    }
+    let int_start = i;
+    while i < b.len() && b[i].is_ascii_digit() {
+        i += 1;
+    }
+    let int = &raw[int_start..i];
+    if int.is_empty() || (int.len() > 1 && int.starts_with('0')) {
+        return None;
+    }
+    let mut frac = "";
+    if b.get(i) == Some(&b'.') {
+        let f = i + 1;
+        i = f;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        frac = &raw[f..i];
+        if frac.is_empty() {
+            return None;
+        }
+    }
+    let mut exp: i64 = 0;
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        let neg_exp = match b.get(i) {
+            Some(b'-') => {
+                i += 1;
+                true
+            }
+            Some(b'+') => {
+                i += 1;
+                false
+            }
+            _ => false,
+        };
+        let e = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = raw[e..i].trim_start_matches('0');
+        if i == e || digits.len() > 15 {
+            // No digits, or an exponent no id needs (and that could overflow): matches nothing.
+            return None;
+        }
+        exp = digits.parse::<i64>().unwrap_or(0);
+        if neg_exp {
+            exp = -exp;
+        }
+    }
+    if i != b.len() {
+        return None;
+    }
+    // value = int.frac × 10^exp = 0.(int frac) × 10^(len(int) + exp)
+    let all: String = [int, frac].concat();
+    let lead = all.len() - all.trim_start_matches('0').len();
+    let digits = all.trim_start_matches('0').trim_end_matches('0');
+    if digits.is_empty() {
+        return Some(IdKey::Num {
+            negative: false,
+            digits: String::new(),
+            exp: 0,
+        });
+    }
+    Some(IdKey::Num {
+        negative,
+        digits: digits.to_owned(),
+        exp: int.len() as i64 - lead as i64 + exp,
+    })
+}
+
 /// What was in the body: one message or a batch.
 #[derive(Debug, Clone)]
 pub enum Body<'a> {
@@ -249,6 +351,25 @@ pub fn parse_one(text: &str) -> Result<Message<'_>, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_compare_as_json_values() {
+        let k = |s: &str| IdKey::from_json(s);
+        for same in ["7", "7.0", "7e0", "0.7e1", "70e-1", "7.000", "7E+0"] {
+            assert_eq!(k(same), k("7"), "{same}");
+        }
+        assert_eq!(k("1e3"), k("1000"));
+        assert_eq!(k("-0"), k("0"));
+        assert_eq!(k("0.0e5"), k("0"));
+        assert_ne!(k("9007199254740993"), k("9007199254740992"));
+        assert_ne!(k("-7"), k("7"));
+        assert_ne!(k("\"7\""), k("7"));
+        assert_eq!(k("\"a\\u0062\""), k("\"ab\""));
+        assert_ne!(k("\"ab \""), k("\"ab\""));
+        for nothing in ["null", "true", "{}", "[]", "01", "1.", ".5", "1e", "--1", "1e9999999999999999", "\"x"] {
+            assert_eq!(k(nothing), None, "{nothing}");
+        }
+    }
 
     fn single(body: &str) -> Message<'_> {
         match parse(body.as_bytes()) {

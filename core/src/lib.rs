@@ -24,6 +24,7 @@ pub mod mcp_headers;
 pub mod policy;
 pub mod principal;
 pub mod reply;
+pub mod response;
 pub mod rewrite;
 pub mod sse;
 pub mod strict_json;

@@ -84,38 +84,121 @@ fn walk_err(pos: usize, e: WalkError) -> RewriteError {
 }
 
 /// One list element as found in the text.
-struct Item {
+struct Item<'a> {
     /// From just after the preceding `[` or `,` (so leading whitespace is kept) to the end of
     /// the value.
     span: Range<usize>,
-    keep: bool,
+    /// The decoded name (or URI), `None` when the item has no usable one (hidden, fail closed).
+    name: Option<Cow<'a, str>>,
 }
 
-/// What the envelope pass found.
-#[derive(Default)]
-struct Found {
-    seen_result: bool,
-    seen_error: bool,
-    seen_method: bool,
-    /// `[` .. just past `]` of the list, plus its elements and the whitespace before `]`.
-    list: Option<(Range<usize>, Vec<Item>, Range<usize>)>,
-    removed: usize,
+/// One list array found in `result`: `[` .. just past `]`, its elements, and the whitespace
+/// before `]`.
+struct List<'a> {
+    kind: Kind,
+    array: Range<usize>,
+    items: Vec<Item<'a>>,
+    tail: Range<usize>,
+}
+
+/// What a JSON-RPC message is, as far as the response path cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// `result` (and no `method`/`error`).
+    Result,
+    /// `error` (and no `method`/`result`).
+    Error,
+    /// `method` with an `id`: a server-to-client request (sampling, elicitation, roots).
+    Request,
+    /// `method` without an `id`.
+    Notification,
+}
+
+/// One JSON-RPC message from a response, walked once: its envelope, and every list its
+/// `result` holds (names decoded, visibility not yet decided). [`Scan::filter`] then applies a
+/// principal's view, so the caller can pick the list kind from the id *after* the walk (the id
+/// may come after `result` in the text).
+pub struct Scan<'a> {
+    body: &'a [u8],
+    /// The raw JSON text of `id`, if present.
+    id: Option<&'a str>,
+    shape: Shape,
+    lists: Vec<List<'a>>,
+}
+
+impl<'a> Scan<'a> {
+    /// The raw JSON text of the message's `id` (`7`, `"a\u0062"`), if it has one.
+    pub fn id(&self) -> Option<&'a str> {
+        self.id
+    }
+
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// Remove the items of list `kind` that `keep` refuses. A `result` without that list is an
+    /// error (the answer does not fit the request: fail closed); an error response, a request
+    /// or a notification is unchanged.
+    pub fn filter<F>(&self, kind: Kind, mut keep: F) -> Result<Rewrite, RewriteError>
+    where
+        F: FnMut(Kind, &str) -> bool,
+    {
+        if self.shape != Shape::Result {
+            return Ok(Rewrite::Unchanged);
+        }
+        let Some(list) = self.lists.iter().find(|l| l.kind == kind) else {
+            return Err(RewriteError::MissingList(kind.list_key()));
+        };
+        let keeps: Vec<bool> = list
+            .items
+            .iter()
+            .map(|i| i.name.as_deref().is_some_and(|n| keep(kind, n)))
+            .collect();
+        let removed = keeps.iter().filter(|k| !**k).count();
+        if removed == 0 {
+            return Ok(Rewrite::Unchanged);
+        }
+        let body = self.body;
+        let mut out = Vec::with_capacity(body.len());
+        out.extend_from_slice(&body[..list.array.start]);
+        out.push(b'[');
+        let mut first = true;
+        for (item, _) in list.items.iter().zip(&keeps).filter(|(_, k)| **k) {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(&body[item.span.clone()]);
+        }
+        out.extend_from_slice(&body[list.tail.clone()]);
+        out.push(b']');
+        out.extend_from_slice(&body[list.array.end..]);
+        Ok(Rewrite::Rewritten { body: out, removed })
+    }
 }
 
 /// Remove the items `keep` refuses from a list response of kind `kind`.
 ///
 /// `keep(kind, name_or_uri)` is called once per well-formed item, in order.
-pub fn rewrite_list<F>(body: &[u8], kind: Kind, mut keep: F) -> Result<Rewrite, RewriteError>
+pub fn rewrite_list<F>(body: &[u8], kind: Kind, keep: F) -> Result<Rewrite, RewriteError>
 where
     F: FnMut(Kind, &str) -> bool,
 {
+    scan(body)?.filter(kind, keep)
+}
+
+/// Walk one JSON-RPC message (an object) once. Refuses what cannot be trusted: bad JSON,
+/// trailing bytes, duplicate envelope keys or list keys, a message that is not exactly one of
+/// request / notification / result / error, a list that is not an array.
+pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
     let text = std::str::from_utf8(body).map_err(|e| RewriteError::at(e.valid_up_to(), "not UTF-8"))?;
     let mut s = Scanner::new(text);
     s.skip_ws();
     if s.peek() != Some(b'{') {
-        return Err(RewriteError::at(s.pos(), "a JSON-RPC response must be an object"));
+        return Err(RewriteError::at(s.pos(), "a JSON-RPC message must be an object"));
     }
-    let mut found = Found::default();
+    let mut id: Option<&str> = None;
+    let mut lists: Vec<List<'_>> = Vec::new();
     let mut seen_envelope: [bool; 5] = [false; 5];
     s.object(|key, s| {
         let slot = ["jsonrpc", "id", "result", "error", "method"]
@@ -130,18 +213,13 @@ where
             }
         }
         match slot {
-            Some(2) => {
-                found.seen_result = true;
-                result(s, kind, &mut keep, &mut found)
+            Some(1) => {
+                let pos = s.pos();
+                let raw = s.skip_value(DEFAULT_MAX_DEPTH.saturating_sub(1)).map_err(|e| walk_err(pos, e))?;
+                id = Some(raw);
+                Ok(())
             }
-            Some(3) => {
-                found.seen_error = true;
-                skip(s, 1)
-            }
-            Some(4) => {
-                found.seen_method = true;
-                skip(s, 1)
-            }
+            Some(2) => result(s, &mut lists),
             _ => skip(s, 1),
         }
     })?;
@@ -149,41 +227,24 @@ where
     if !s.at_end() {
         return Err(RewriteError::at(s.pos(), "trailing characters after the JSON value"));
     }
-
-    match (found.seen_method, found.seen_result, found.seen_error) {
-        (true, false, false) => return Ok(Rewrite::Unchanged),
-        (false, false, true) => return Ok(Rewrite::Unchanged),
-        (false, true, false) => {}
+    let [_, has_id, has_result, has_error, has_method] = seen_envelope;
+    let shape = match (has_method, has_result, has_error) {
+        (true, false, false) if has_id => Shape::Request,
+        (true, false, false) => Shape::Notification,
+        (false, true, false) => Shape::Result,
+        (false, false, true) => Shape::Error,
         _ => {
             return Err(RewriteError::at(
                 0,
-                "a response must have exactly one of \"result\" or \"error\"",
+                "a message must have exactly one of \"method\", \"result\" or \"error\"",
             ))
         }
-    }
-    let Some((array, items, tail)) = found.list else {
-        return Err(RewriteError::MissingList(kind.list_key()));
     };
-    if found.removed == 0 {
-        return Ok(Rewrite::Unchanged);
-    }
-    let mut out = Vec::with_capacity(body.len());
-    out.extend_from_slice(&body[..array.start]);
-    out.push(b'[');
-    let mut first = true;
-    for item in items.iter().filter(|i| i.keep) {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.extend_from_slice(&body[item.span.clone()]);
-    }
-    out.extend_from_slice(&body[tail]);
-    out.push(b']');
-    out.extend_from_slice(&body[array.end..]);
-    Ok(Rewrite::Rewritten {
-        body: out,
-        removed: found.removed,
+    Ok(Scan {
+        body,
+        id,
+        shape,
+        lists,
     })
 }
 
@@ -194,41 +255,40 @@ fn skip(s: &mut Scanner<'_>, depth: usize) -> Result<(), RewriteError> {
         .map_err(|e| walk_err(pos, e))
 }
 
-/// Walk `result` (cursor on its value): find the list, judge its items, skip the rest.
-fn result<F>(s: &mut Scanner<'_>, kind: Kind, keep: &mut F, found: &mut Found) -> Result<(), RewriteError>
-where
-    F: FnMut(Kind, &str) -> bool,
-{
+/// Walk `result` (cursor on its value): collect every list it holds, skip the rest.
+fn result<'a>(s: &mut Scanner<'a>, lists: &mut Vec<List<'a>>) -> Result<(), RewriteError> {
     if s.peek() != Some(b'{') {
-        return Err(RewriteError::at(s.pos(), "a list result must be an object"));
+        // Not an object: not a list result. `filter` refuses it for want of a list; other
+        // results (of requests the module does not read) may be anything.
+        return skip(s, 1);
     }
-    let list_key = kind.list_key();
+    let mut seen = [false; 4];
     s.object(|key, s| {
-        if !key.eq_str(list_key)? {
+        let kinds = [Kind::Tool, Kind::Resource, Kind::ResourceTemplate, Kind::Prompt];
+        let Some(k) = kinds.iter().position(|k| key.eq_str(k.list_key()).unwrap_or(false)) else {
             return skip(s, 2);
-        }
-        if found.list.is_some() {
+        };
+        let kind = kinds[k];
+        if std::mem::replace(&mut seen[k], true) {
             return Err(RewriteError::at(
                 key.offset,
-                format!("duplicate key {list_key:?} in result"),
+                format!("duplicate key {:?} in result", kind.list_key()),
             ));
         }
-        list(s, kind, keep, found)
+        if s.peek() != Some(b'[') {
+            // A list key whose value is not an array: unusable as that list (refused if it is
+            // the one asked for).
+            return skip(s, 2);
+        }
+        let l = list(s, kind)?;
+        lists.push(l);
+        Ok(())
     })
 }
 
 /// Walk the list array (cursor on `[`).
-fn list<F>(s: &mut Scanner<'_>, kind: Kind, keep: &mut F, found: &mut Found) -> Result<(), RewriteError>
-where
-    F: FnMut(Kind, &str) -> bool,
-{
+fn list<'a>(s: &mut Scanner<'a>, kind: Kind) -> Result<List<'a>, RewriteError> {
     let open = s.pos();
-    if s.peek() != Some(b'[') {
-        return Err(RewriteError::at(
-            open,
-            format!("result.{} must be an array", kind.list_key()),
-        ));
-    }
     s.expect(b'[', "expected '['")?;
     let mut items = Vec::new();
     let mut lead = s.pos();
@@ -236,24 +296,18 @@ where
     if s.peek() == Some(b']') {
         let tail = lead..s.pos();
         s.expect(b']', "expected ']'")?;
-        found.list = Some((open..s.pos(), items, tail));
-        return Ok(());
+        return Ok(List {
+            kind,
+            array: open..s.pos(),
+            items,
+            tail,
+        });
     }
     loop {
         s.skip_ws();
         let name = item(s, kind)?;
         let end = s.pos();
-        let keep_it = match name {
-            Some(name) => keep(kind, &name),
-            None => false,
-        };
-        if !keep_it {
-            found.removed += 1;
-        }
-        items.push(Item {
-            span: lead..end,
-            keep: keep_it,
-        });
+        items.push(Item { span: lead..end, name });
         s.skip_ws();
         match s.peek() {
             Some(b',') => {
@@ -263,8 +317,12 @@ where
             Some(b']') => {
                 let tail = end..s.pos();
                 s.expect(b']', "expected ']'")?;
-                found.list = Some((open..s.pos(), items, tail));
-                return Ok(());
+                return Ok(List {
+                    kind,
+                    array: open..s.pos(),
+                    items,
+                    tail,
+                });
             }
             _ => return Err(RewriteError::at(s.pos(), "expected ',' or ']'")),
         }

@@ -154,6 +154,11 @@ pub struct End {
     pub event: Option<Event>,
     /// Bytes of an unterminated final block: not an event, but still part of the stream.
     pub tail: Option<Range<u64>>,
+    /// The unterminated final block as a *lenient* client would dispatch it (its last line
+    /// taken as complete, the missing blank line assumed), if it has any `data`. WHATWG says
+    /// such a block is discarded; some client libraries dispatch it anyway, so a gateway that
+    /// must judge every message judges this one too.
+    pub lenient: Option<Event>,
 }
 
 /// Incremental `text/event-stream` parser. Feed chunks with [`Parser::push`], then call
@@ -286,6 +291,13 @@ impl Parser {
         let start = self.block.range.start;
         if start < self.offset {
             end.tail = Some(start..self.offset);
+            let line = std::mem::take(&mut self.line);
+            let mut sink = Vec::new();
+            if !line.is_empty() {
+                self.end_line(&line, self.offset, &mut sink)?;
+            }
+            self.end_line(&[], self.offset, &mut sink)?;
+            end.lenient = sink.pop().filter(|e| e.data.is_some());
         }
         self.block = Event {
             range: self.offset..self.offset,
@@ -415,6 +427,18 @@ mod tests {
         assert_eq!(ev.len(), 1);
         assert_eq!(end.tail, Some(9..17));
         assert_eq!(end.event, None);
+    }
+
+    #[test]
+    fn unterminated_final_block_is_also_read_as_a_lenient_client_would() {
+        let (_, end) = parse_all(b"data: a\n\nid: 3\ndata: {\"x\":\ndata: 1}");
+        let ev = end.lenient.expect("lenient event");
+        assert_eq!(ev.data(), Some("{\"x\":\n1}"));
+        assert_eq!(ev.id(), Some("3"));
+        assert_eq!(ev.range(), 9..35);
+        let (_, end) = parse_all(b"data: a\n\n: just a comment");
+        assert!(end.tail.is_some());
+        assert_eq!(end.lenient, None, "no data, nothing a client could dispatch");
     }
 
     #[test]
