@@ -148,6 +148,29 @@ class HeaderEcho(Proc):
             return True
 
 
+class FramingServer(Proc):
+    """The raw HTTP/1.1 upstream of `peers/framing_server.py`: canned answers in every framing,
+    chosen per request by `x-test-shape`; it records what reached it (see `requests()`)."""
+
+    def __init__(self, log_dir: Path, name: str = "framing"):
+        port_file = log_dir / f"{name}.port"
+        port_file.unlink(missing_ok=True)
+        super().__init__(name, [sys.executable, str(PEERS / "framing_server.py"), "--port-file", str(port_file)], log_dir)
+        self.port = int(wait_until(f"{name} port file", lambda: port_file.exists() and port_file.read_text().strip(), proc=self))
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.base}/mcp"
+
+    def requests(self) -> list[dict]:
+        """Every request that reached it since the last `reset()`: method, target, headers, body."""
+        return httpx.get(f"{self.base}/__control/requests", timeout=5).json()
+
+    def reset(self) -> None:
+        httpx.post(f"{self.base}/__control/reset", timeout=5).raise_for_status()
+
+    def shapes(self) -> list[str]:
+        return httpx.get(f"{self.base}/__control/shapes", timeout=5).json()
+
+
 NODE_DIR = ROOT / "integration" / "node"
 
 
@@ -170,6 +193,32 @@ class TsMcpServer(Proc):
         super().__init__(f"mcp-{name}", [node_binary(), str(NODE_DIR / "server.mjs"), str(self.port), name], log_dir)
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         wait_until(f"{name} TS MCP server on :{self.port}", self._listening, proc=self)
+
+    def _listening(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+            return True
+
+
+class EverythingServer(Proc):
+    """npm `@modelcontextprotocol/server-everything` (the official reference server) in Streamable
+    HTTP mode: stateful, resumable SSE answers. It binds every interface on a fixed port, so it
+    runs with `node/loopback.cjs` preloaded: 127.0.0.1, a port the OS picks, read back from a file."""
+
+    def __init__(self, log_dir: Path, name: str = "everything"):
+        port_file = log_dir / f"{name}.port"
+        port_file.unlink(missing_ok=True)
+        entry = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+        if not entry.exists():
+            raise HarnessError(f"{entry} missing: run `make peers`")
+        super().__init__(
+            f"mcp-{name}",
+            [node_binary(), "--require", str(NODE_DIR / "loopback.cjs"), str(entry), "streamableHttp"],
+            log_dir,
+            env={"LOOPBACK_PORT_FILE": str(port_file)},
+        )
+        self.port = int(wait_until(f"{name} port file", lambda: port_file.exists() and port_file.read_text().strip(), proc=self))
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        wait_until(f"{name} on :{self.port}", self._listening, proc=self)
 
     def _listening(self) -> bool:
         with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
@@ -238,9 +287,13 @@ def gateway_bootstrap(
     upstreams: dict[str, int],
     filter_config: dict[str, Any] | None = None,
     access_log: Path | None = None,
+    http1_trailers: bool = False,
 ) -> dict:
     """The demo bootstrap on port 0, with one route `/<server>/mcp` → cluster `<server>` per
-    upstream (route metadata names the server for the module) and `/mcp` → the first one."""
+    upstream (route metadata names the server for the module) and `/mcp` → the first one.
+
+    `http1_trailers=True` lets HTTP/1.1 trailers through both ways (Envoy drops them unless the
+    downstream codec and each cluster's `http_protocol_options` enable them)."""
     b = copy.deepcopy(load_demo_bootstrap())
     b["admin"]["address"]["socket_address"]["port_value"] = 0
     listener = b["static_resources"]["listeners"][0]
@@ -272,7 +325,16 @@ def gateway_bootstrap(
         c["name"] = name
         c["load_assignment"]["cluster_name"] = name
         c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] = port
+        if http1_trailers:
+            c["typed_extension_protocol_options"] = {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http_protocol_options": {"enable_trailers": True}},
+                }
+            }
         clusters.append(c)
+    if http1_trailers:
+        hcm["http_protocol_options"] = {"enable_trailers": True}
     b["static_resources"]["clusters"] = clusters
     return b
 

@@ -1,8 +1,10 @@
 """The official MCP conformance suite gives the same results through the gateway (allow-all
 policy) as against the server directly: the gateway is transparent to everything it allows.
 
-The suite runs against the demo MCP server (official Python SDK); most of its failures there
-are fixtures that server lacks, which is why results are compared, not required to pass.
+The suite runs against the demo MCP server (official Python SDK) and against the official
+reference server, `@modelcontextprotocol/server-everything` (TypeScript SDK, stateful, SSE
+answers opened by a priming event); most failures are fixtures a server lacks, which is why
+results are compared, not required to pass.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 import re
 import subprocess
 
-from harness import NODE_DIR, node_binary
+import pytest
+
+from harness import NODE_DIR, EverythingServer, node_binary
 
 ALLOW_ALL = {
     "rules": [
@@ -36,8 +40,12 @@ def run_suite(url: str, out_dir) -> dict[str, tuple[int, int]]:
     return results
 
 
-def test_conformance_results_through_the_gateway_match_the_server_directly(procs, tmp_path):
-    upstream = procs.mcp_server("demo", json_response=False)
+@pytest.mark.parametrize("server", ["python-sdk-demo", "server-everything"])
+def test_conformance_results_through_the_gateway_match_the_server_directly(procs, tmp_path, server):
+    if server == "python-sdk-demo":
+        upstream = procs.mcp_server("demo", json_response=False)
+    else:
+        upstream = procs.add(EverythingServer(procs.log_dir))
     security = {"allowed_hosts": ["127.0.0.1:*", "localhost:*"], "allowed_origins": ["http://127.0.0.1:*", "http://localhost:*"]}
     gw = procs.gateway({"demo": upstream}, {"server": "demo", "policy": ALLOW_ALL, "security": security})
 
@@ -53,5 +61,5 @@ def test_conformance_results_through_the_gateway_match_the_server_directly(procs
         (d_pass, _), (g_pass, _) = rebinding
         assert g_pass >= d_pass, rebinding
     assert not differ, f"the gateway changed conformance results: {differ}"
-    print(f"conformance: direct {sum(p for p, _ in direct.values())} passed / through gateway "
+    print(f"conformance ({server}): direct {sum(p for p, _ in direct.values())} passed / through gateway "
           f"{sum(p for p, _ in through.values())} passed, over {len(direct)} scenarios")
