@@ -147,15 +147,20 @@ fn run<R: Copy>(
                     Path::Response => 502,
                 };
                 // On the response path Envoy turns this into a stream reset if response
-                // headers already went downstream.
-                let reply = reply::jsonrpc_error(
+                // headers already went downstream. The request's id, when known, goes in the
+                // error so the client can match it.
+                let message = "internal error in the MCP policy module; the request was not processed";
+                let mut reply = reply::jsonrpc_error(
                     status,
                     "mcp_policy_internal_error",
                     None,
                     code::INTERNAL_ERROR,
-                    "internal error in the MCP policy module; the request was not processed",
+                    message,
                     None,
                 );
+                if let Some(body) = filter.failure_body(message) {
+                    reply.body = body;
+                }
                 host.send_response(&reply);
             }));
             failed
@@ -263,11 +268,20 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
 }
 
 #[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(
-    _fe: FilterEnvoyPtr,
-    _fm: *const c_void,
-) -> u32 {
-    trailers_status::CONTINUE
+pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(fe: FilterEnvoyPtr, fm: *const c_void) -> u32 {
+    // Trailers end a response: a buffered list answer is judged here, never passed unread.
+    run(
+        fe,
+        fm,
+        "response_trailers",
+        Path::Response,
+        trailers_status::CONTINUE,
+        trailers_status::STOP_ITERATION,
+        |f, rt, h| match f.on_response_trailers(rt, h) {
+            BodyStatus::Continue => trailers_status::CONTINUE,
+            BodyStatus::StopAndBuffer | BodyStatus::StopNoBuffer => trailers_status::STOP_ITERATION,
+        },
+    )
 }
 
 #[no_mangle]

@@ -13,14 +13,13 @@ use crate::envoy::{Host, Level, Side};
 use crate::stats::{Reject, Stats};
 use mcp_policy_core::config::{FilterConfig, Hook};
 use mcp_policy_core::identity::{AuthError, Credentials, TokenCache};
-use mcp_policy_core::jsonrpc::{self, code, Body, Message};
+use mcp_policy_core::jsonrpc::{self, code, Body, IdKey, Message};
 use mcp_policy_core::mcp::Method;
 use mcp_policy_core::mcp_headers::{self, McpHeaders, ParamRule};
 use mcp_policy_core::policy::{self, Decision, Mode};
 use mcp_policy_core::principal::Principal;
 use mcp_policy_core::reply::{self, Reply};
-use mcp_policy_core::rewrite::{self, Rewrite};
-use mcp_policy_core::sse;
+use mcp_policy_core::response::{self, Expect, SseRewriter, Start, Tally};
 use mcp_policy_core::strict_json;
 use mcp_policy_core::subject::{Params, Subject};
 use std::cell::RefCell;
@@ -57,16 +56,20 @@ pub enum BodyStatus {
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 enum RequestState {
-    /// Not a body the module judges (GET, DELETE, ...).
+    /// Nothing (more) to judge on the request path.
     #[default]
     PassThrough,
     /// A POST whose JSON-RPC body is being buffered.
     Buffering,
+    /// A GET, DELETE, HEAD or OPTIONS whose headers did not end the stream: any body byte is
+    /// refused (MCP messages are POSTed; a body here would reach the upstream unjudged).
+    MustBeEmpty,
     /// Judged and forwarded (or answered locally).
     Done,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// How the response body is handled, decided at response headers ([`Expect::start`]).
+#[derive(Debug, Default)]
 enum BodyMode {
     /// Nothing to do (the default, and after a local reply or a failure).
     #[default]
@@ -74,7 +77,7 @@ enum BodyMode {
     /// `application/json`: buffer the whole body, rewrite at the end.
     Json,
     /// `text/event-stream`: rewrite event by event, forward the rest as it comes.
-    Sse,
+    Sse(SseRewriter),
 }
 
 thread_local! {
@@ -96,25 +99,17 @@ pub struct McpFilter {
     principal: Option<Arc<Principal>>,
     /// No credentials, but some methods may be called anonymously: decided per message.
     anonymous_pending: bool,
-    /// List requests allowed in enforce mode, by raw JSON id: their results are filtered.
-    lists: Vec<(String, policy::Kind)>,
-    /// Batch only: answers for refused elements, merged into the upstream's response.
-    batch_answers: Option<Vec<Vec<u8>>>,
+    /// What the response must contain when the module has to read it (list requests in
+    /// enforce mode, a batch's refused elements): `None` on the hot path.
+    expect: Option<Expect>,
+    /// The id (raw JSON) of a single forwarded request, so a failure after the upstream ran
+    /// still answers it.
+    request_id: Option<String>,
     /// How the response body is handled, decided at response headers.
     body_mode: BodyMode,
     body: Vec<u8>,
-    sse: Option<SseState>,
     /// The decision label of the message being judged, for `requests_total`.
     decision: std::cell::Cell<&'static str>,
-    /// The request was a JSON-RPC batch (responses must be matched to requests by id).
-    batch: bool,
-}
-
-struct SseState {
-    parser: sse::Parser,
-    /// Bytes received but not yet forwarded (an incomplete event), starting at stream offset `base`.
-    pending: Vec<u8>,
-    base: u64,
 }
 
 fn now_secs() -> u64 {
@@ -249,10 +244,28 @@ impl McpFilter {
                 h.remove_request_header(name);
             }
         }
-        self.rewrite_identity_headers(rt, h);
+        if self.rewrite_identity_headers(rt, h) {
+            // A route may match on the identity headers: match it again on what the gateway
+            // vouches for, not on the client's copies, and take the server from that route.
+            h.clear_route_cache();
+            self.server = h
+                .route_metadata("server")
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .map(str::to_owned);
+        }
+        if let Some(cred) = cfg.credentials.get(self.server(rt)) {
+            h.set_request_header("authorization", cred.as_bytes());
+        } else if cfg.identity.is_some() && !cfg.pass_authorization {
+            h.remove_request_header("authorization");
+        }
 
         if !is_post {
-            return HeadersStatus::Continue;
+            if end_of_stream {
+                return HeadersStatus::Continue;
+            }
+            // A body may follow: hold the headers until we know it is empty.
+            self.request = RequestState::MustBeEmpty;
+            return HeadersStatus::StopIteration;
         }
         if let Some(reason) = unjudgeable_body(h) {
             self.reject(
@@ -279,35 +292,36 @@ impl McpFilter {
             return HeadersStatus::StopIteration;
         }
         // Let our own limit answer first (with a JSON-RPC error), not Envoy's generic 413.
-        h.set_buffer_limit(cfg.max_request_body_bytes as u64 + 1);
+        h.set_buffer_limit((cfg.max_request_body_bytes as u64).saturating_add(1));
         self.request = RequestState::Buffering;
         HeadersStatus::StopIteration
     }
 
     /// Header hygiene: the upstream sees only identity the gateway vouches for, and never the
     /// client's token (MCP: no token passthrough) unless configured.
-    fn rewrite_identity_headers(&self, rt: &Runtime, h: &mut impl Host) {
+    /// Returns whether an identity header changed (so routes must be matched again).
+    /// Per-server credentials are injected by the caller, once the route is final.
+    fn rewrite_identity_headers(&self, rt: &Runtime, h: &mut impl Host) -> bool {
         let cfg = &rt.config;
         let p = self.principal.as_deref();
         // `set` replaces every value a client sent; only headers we do not set need removing.
         let ih = &cfg.identity_headers;
         let subject = p.map(|p| p.subject.as_str()).filter(|s| !s.is_empty());
-        put_or_remove(h, ih.subject.as_deref(), subject.map(str::as_bytes));
-        put_or_remove(
+        let mut changed = put_or_remove(h, ih.subject.as_deref(), subject.map(str::as_bytes));
+        changed |= put_or_remove(
             h,
             ih.tenant.as_deref(),
             p.and_then(|p| p.tenant.as_deref()).map(str::as_bytes),
         );
         let groups = p.filter(|p| !p.groups.is_empty()).map(|p| groups_header(&p.groups));
-        put_or_remove(h, ih.groups.as_deref(), groups.as_deref());
-        if let Some(cred) = cfg.credentials.get(self.server(rt)) {
-            h.set_request_header("authorization", cred.as_bytes());
-        } else if cfg.identity.is_some() && !cfg.pass_authorization {
-            h.remove_request_header("authorization");
-        }
+        changed |= put_or_remove(h, ih.groups.as_deref(), groups.as_deref());
+        changed
     }
 
     pub fn on_request_body(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> BodyStatus {
+        if self.request == RequestState::MustBeEmpty {
+            return self.refuse_body_on_non_post(rt, h, end_of_stream);
+        }
         if self.request != RequestState::Buffering {
             return BodyStatus::Continue;
         }
@@ -332,10 +346,25 @@ impl McpFilter {
 
     /// A request with trailers ends in the trailers hook: judge it there.
     pub fn on_request_trailers(&mut self, rt: &Runtime, h: &mut impl Host) -> BodyStatus {
-        if self.request != RequestState::Buffering {
+        if !matches!(self.request, RequestState::Buffering | RequestState::MustBeEmpty) {
             return BodyStatus::Continue;
         }
         self.on_request_body(rt, h, true)
+    }
+
+    /// GET, DELETE, HEAD, OPTIONS: a body is refused, never forwarded unjudged.
+    fn refuse_body_on_non_post(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> BodyStatus {
+        if h.body_len(Side::Request) > 0 {
+            let m = String::from_utf8_lossy(h.request_header(":method").unwrap_or_default()).into_owned();
+            let msg = format!("a {m} request must not carry a body: MCP messages are sent with POST");
+            self.reject(rt, h, Reject::InvalidRequest, 400, None, code::INVALID_REQUEST, &msg);
+            return BodyStatus::StopNoBuffer;
+        }
+        if end_of_stream {
+            self.request = RequestState::Done;
+            return BodyStatus::Continue;
+        }
+        BodyStatus::StopAndBuffer
     }
 
     fn judge_request(&mut self, rt: &Runtime, h: &mut impl Host, body: &[u8]) -> BodyStatus {
@@ -383,7 +412,17 @@ impl McpFilter {
         };
         match parsed {
             Body::Single(msg) => match self.judge_message(rt, h, &msg, headers.as_ref()) {
-                Verdict::Forward => BodyStatus::Continue,
+                Verdict::Forward(list) => {
+                    if let Some(id) = msg.id() {
+                        self.request_id = Some(id.as_json().to_owned());
+                        if let Some(kind) = list {
+                            self.expect = Some(Expect::single_list(id.as_json(), kind));
+                            // The answer must be read: ask for it unencoded.
+                            h.set_request_header("accept-encoding", b"identity");
+                        }
+                    }
+                    BodyStatus::Continue
+                }
                 Verdict::Refuse(r) => {
                     self.request = RequestState::Done;
                     h.send_response(&r);
@@ -412,33 +451,51 @@ impl McpFilter {
                 return BodyStatus::StopNoBuffer;
             }
         };
+        // Duplicate request ids would make the answers ambiguous (and the upstream would run
+        // both): refuse the batch before anything is forwarded.
+        let mut ids: Vec<IdKey> = Vec::new();
+        for item in &items {
+            if let Ok(Message::Request { id, .. }) = item {
+                let key = IdKey::from_json(id.as_json());
+                if key.as_ref().is_some_and(|k| ids.contains(k)) {
+                    let msg = format!(
+                        "duplicate request id {} in batch: every request needs its own id",
+                        id.as_json()
+                    );
+                    self.reject(rt, h, Reject::InvalidRequest, 400, None, code::INVALID_REQUEST, &msg);
+                    return BodyStatus::StopNoBuffer;
+                }
+                ids.extend(key);
+            }
+        }
         let mut forward: Vec<&str> = Vec::new();
-        let mut answers: Vec<Vec<u8>> = Vec::new();
+        let mut expect = Expect::new(true);
         for (raw, item) in raw_items.iter().zip(&items) {
             match item {
                 Err(e) => {
                     h.increment_counter(rt.stats.requests_total, &[self.server(rt), "invalid", "reject"], 1);
-                    answers.push(reply::jsonrpc_error_body(e.id.as_deref(), e.code, &e.message, None));
+                    expect.answer(reply::jsonrpc_error_body(e.id.as_deref(), e.code, &e.message, None));
                 }
                 Ok(msg) => match self.judge_message(rt, h, msg, headers) {
-                    Verdict::Forward => forward.push(raw.get()),
+                    Verdict::Forward(list) => {
+                        forward.push(raw.get());
+                        if let Some(id) = msg.id() {
+                            expect.forwarded(id.as_json(), list);
+                        }
+                    }
                     Verdict::Refuse(r) => {
                         // Notifications get no answer, refused or not (JSON-RPC 2.0 §4.1).
                         if msg.id().is_some() {
-                            answers.push(r.body);
+                            expect.answer(r.body);
                         }
                     }
                 },
             }
         }
-        self.batch = true;
         h.set_metadata("method", "batch");
         h.set_metadata_number("batch_size", items.len() as f64);
-        if forward.len() == items.len() {
-            return BodyStatus::Continue;
-        }
         if forward.is_empty() {
-            let body = join_array(answers.iter().map(|a| a.as_slice()));
+            let body = expect.refusal_body("");
             self.request = RequestState::Done;
             h.send_response(&Reply {
                 status: 200,
@@ -448,10 +505,15 @@ impl McpFilter {
             });
             return BodyStatus::StopNoBuffer;
         }
-        let new_body = join_array(forward.iter().map(|s| s.as_bytes()));
-        h.replace_body(Side::Request, &new_body);
-        h.set_request_header("content-length", new_body.len().to_string().as_bytes());
-        self.batch_answers = Some(answers);
+        if forward.len() != items.len() {
+            let new_body = join_array(forward.iter().map(|s| s.as_bytes()));
+            h.replace_body(Side::Request, &new_body);
+            h.set_request_header("content-length", new_body.len().to_string().as_bytes());
+        }
+        if expect.must_read() {
+            h.set_request_header("accept-encoding", b"identity");
+            self.expect = Some(expect);
+        }
         BodyStatus::Continue
     }
 
@@ -493,7 +555,7 @@ impl McpFilter {
         headers: Option<&McpHeaders<'_>>,
     ) -> Verdict {
         let cfg = &rt.config;
-        // A field borrow (not `self.server()`), so `self.lists` stays writable below.
+        // A field borrow (not `self.server()`), so `self` stays writable below.
         let server: &str = self.server.as_deref().unwrap_or(&cfg.server);
         h.set_metadata("server", server);
         h.set_metadata("method", msg.method().unwrap_or("response"));
@@ -565,7 +627,7 @@ impl McpFilter {
             }
         }
         let Some(policy) = &cfg.policy else {
-            return Verdict::Forward;
+            return Verdict::Forward(None);
         };
         let target = subject.target();
         let req = match &subject {
@@ -595,81 +657,125 @@ impl McpFilter {
             return Verdict::Refuse(r);
         }
         if d.mode == Mode::Enforce {
-            if let (Some(kind), Some(id)) = (policy::Kind::of_list(method), id) {
-                self.lists.push((id.to_owned(), kind));
-            }
+            return Verdict::Forward(policy::Kind::of_list(method));
         }
-        Verdict::Forward
+        Verdict::Forward(None)
     }
 
     pub fn on_response_headers(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> HeadersStatus {
         self.maybe_panic(Hook::ResponseHeaders);
-        if self.lists.is_empty() && self.batch_answers.is_none() {
+        let Some(expect) = &self.expect else {
             return HeadersStatus::Continue;
-        }
-        let ct = h.response_header("content-type").unwrap_or_default();
-        let media = ct.split(|b| *b == b';').next().unwrap_or_default().trim_ascii();
-        let status_ok = h.response_header(":status") == Some(b"200");
-        self.body_mode = if !status_ok || end_of_stream {
-            BodyMode::Untouched
-        } else if media.eq_ignore_ascii_case(b"application/json") {
-            BodyMode::Json
-        } else if media.eq_ignore_ascii_case(b"text/event-stream") {
-            BodyMode::Sse
-        } else {
-            BodyMode::Untouched
         };
-        match self.body_mode {
-            BodyMode::Json => self.hold_json_response(rt, h),
-            BodyMode::Sse => {
-                // Rewritten or added events change the length: the stream goes out chunked.
-                h.remove_response_header("content-length");
-                self.sse = Some(SseState {
-                    parser: sse::Parser::new(),
-                    pending: Vec::new(),
-                    base: 0,
-                });
+        let status = h
+            .response_header(":status")
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(0);
+        let start = expect.start(
+            status,
+            h.response_header("content-type"),
+            h.response_header("content-encoding"),
+            end_of_stream,
+        );
+        match start {
+            Start::PassThrough => {
+                self.expect = None;
                 HeadersStatus::Continue
             }
-            BodyMode::Untouched => match self.batch_answers.take() {
-                // The upstream answered the forwarded part of a batch with no body (202: they
-                // were all notifications) or an error: the refusals still need answering.
-                Some(answers) => {
-                    let body = join_array(answers.iter().map(|a| a.as_slice()));
-                    h.send_response(&Reply {
-                        status: 200,
-                        headers: vec![("content-type", "application/json".into())],
-                        body,
-                        details: "mcp_policy_batch_refused",
-                    });
-                    HeadersStatus::StopIteration
-                }
-                None => HeadersStatus::Continue,
-            },
+            Start::Json => {
+                self.body_mode = BodyMode::Json;
+                h.set_buffer_limit((rt.config.max_response_body_bytes as u64).saturating_add(1));
+                HeadersStatus::StopIteration
+            }
+            Start::Sse => {
+                // Rewritten or added events change the length: the stream goes out chunked.
+                h.remove_response_header("content-length");
+                self.body_mode = BodyMode::Sse(SseRewriter::new(rt.config.max_response_body_bytes));
+                HeadersStatus::Continue
+            }
+            Start::Answer(body) => {
+                self.expect = None;
+                h.send_response(&json_reply(body, "mcp_policy_batch_refused"));
+                HeadersStatus::StopIteration
+            }
+            Start::Replace { why, detail, body } => {
+                self.expect = None;
+                self.count_refusal(rt, h, why, &detail);
+                h.send_response(&json_reply(body, "mcp_policy_response_unfilterable"));
+                HeadersStatus::StopIteration
+            }
         }
-    }
-
-    fn hold_json_response(&mut self, rt: &Runtime, h: &mut impl Host) -> HeadersStatus {
-        h.set_buffer_limit(rt.config.max_response_body_bytes as u64 + 1);
-        HeadersStatus::StopIteration
     }
 
     pub fn on_response_body(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> BodyStatus {
         self.maybe_panic(Hook::ResponseBody);
         match self.body_mode {
             BodyMode::Json => self.rewrite_json_response(rt, h, end_of_stream),
-            BodyMode::Sse => self.rewrite_sse_chunk(rt, h, end_of_stream),
+            BodyMode::Sse(_) => self.rewrite_sse_chunk(rt, h, end_of_stream),
             BodyMode::Untouched => BodyStatus::Continue,
         }
+    }
+
+    /// Trailers end the response: finish what the body hook would have finished.
+    pub fn on_response_trailers(&mut self, rt: &Runtime, h: &mut impl Host) -> BodyStatus {
+        match self.body_mode {
+            BodyMode::Untouched => BodyStatus::Continue,
+            _ => self.on_response_body(rt, h, true),
+        }
+    }
+
+    /// Run `f` with the response expectation and the caller's visibility predicate, then
+    /// count what it hid and refused.
+    fn with_view<R>(
+        &mut self,
+        rt: &Runtime,
+        h: &mut impl Host,
+        f: impl FnOnce(&mut Expect, &mut BodyMode, &mut dyn FnMut(policy::Kind, &str) -> bool, &mut Tally) -> R,
+    ) -> R {
+        let mut expect = self.expect.take().unwrap_or_default();
+        let mut mode = std::mem::take(&mut self.body_mode);
+        let mut tally = Tally::default();
+        let server = self.server.as_deref().unwrap_or(&rt.config.server);
+        let anonymous = Principal::anonymous();
+        let principal = self.principal.as_deref().unwrap_or(&anonymous);
+        let r = match &rt.config.policy {
+            Some(policy) => {
+                let view = policy.for_principal(principal, server);
+                f(&mut expect, &mut mode, &mut |k, n| view.visible(k, n), &mut tally)
+            }
+            // Lists are only read under a policy; without one nothing is hidden.
+            None => f(&mut expect, &mut mode, &mut |_, _| true, &mut tally),
+        };
+        self.expect = Some(expect);
+        self.body_mode = mode;
+        for (kind, n) in response::KINDS.iter().zip(tally.removed) {
+            if n > 0 {
+                h.increment_counter(rt.stats.list_items_hidden_total, &[server, kind_label(*kind)], n as u64);
+            }
+        }
+        if let Some((why, detail)) = &tally.first {
+            self.count_refusal(rt, h, why, detail);
+        }
+        r
+    }
+
+    /// Count and log a response-path refusal (the reply itself is built by the core).
+    fn count_refusal(&self, rt: &Runtime, h: &mut impl Host, why: &str, detail: &str) {
+        h.increment_counter(rt.stats.rejected_total, &[self.server(rt), why], 1);
+        h.set_metadata("response_refusal", why);
+        crate::envoy::log(
+            Level::Warn,
+            format_args!("mcp_policy: upstream answer withheld ({why}): {detail}"),
+        );
     }
 
     fn rewrite_json_response(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> BodyStatus {
         let limit = rt.config.max_response_body_bytes;
         if h.body_len(Side::Response) > limit {
-            // Fail closed: a list we cannot filter is not delivered.
-            let msg =
-                format!("upstream response exceeds the gateway's limit of {limit} bytes for responses it must filter");
-            return self.fail_response(rt, h, Reject::ResponseTooLarge, &msg);
+            // Fail closed: a list we cannot filter is not delivered; the requests get errors.
+            let body = self.with_view(rt, h, |e, _, _, t| e.too_large(limit, t));
+            return self.replace_response(h, body);
         }
         if !end_of_stream {
             return BodyStatus::StopAndBuffer;
@@ -677,171 +783,59 @@ impl McpFilter {
         let mut body = std::mem::take(&mut self.body);
         body.clear();
         h.read_body(Side::Response, &mut body);
-        let out = match self.rewrite_message_or_batch(rt, h, &body) {
-            Ok(out) => out,
-            Err(msg) => {
-                self.body = body;
-                return self.fail_response(rt, h, Reject::ResponseUnfilterable, &msg);
-            }
-        };
+        let out = self.with_view(rt, h, |e, _, keep, t| e.rewrite_json(&body, keep, t));
         if let Some(out) = out {
             h.replace_body(Side::Response, &out);
             h.set_response_header("content-length", out.len().to_string().as_bytes());
         }
         self.body = body;
+        self.body_mode = BodyMode::Untouched;
         BodyStatus::Continue
-    }
-
-    /// Rewrite one JSON response body (a single message or a batch array). `Ok(None)` means
-    /// unchanged.
-    fn rewrite_message_or_batch(
-        &mut self,
-        rt: &Runtime,
-        h: &mut impl Host,
-        body: &[u8],
-    ) -> Result<Option<Vec<u8>>, String> {
-        let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-        if first == Some(b'[') || self.batch_answers.is_some() {
-            let items: Vec<&serde_json::value::RawValue> = if body.iter().all(|b| b.is_ascii_whitespace()) {
-                Vec::new()
-            } else if first == Some(b'[') {
-                serde_json::from_slice(body).map_err(|e| format!("upstream batch response is not a JSON array: {e}"))?
-            } else {
-                vec![serde_json::from_slice(body).map_err(|e| format!("upstream response is not JSON: {e}"))?]
-            };
-            let mut out_items: Vec<Vec<u8>> = Vec::with_capacity(items.len());
-            for item in items {
-                match self.rewrite_one(rt, h, item.get().as_bytes())? {
-                    Some(b) => out_items.push(b),
-                    None => out_items.push(item.get().as_bytes().to_vec()),
-                }
-            }
-            if let Some(answers) = self.batch_answers.take() {
-                out_items.extend(answers);
-            }
-            return Ok(Some(join_array(out_items.iter().map(|v| v.as_slice()))));
-        }
-        self.rewrite_one(rt, h, body)
-    }
-
-    /// Rewrite one JSON-RPC message if it answers a list request of ours.
-    fn rewrite_one(&self, rt: &Runtime, h: &mut impl Host, msg: &[u8]) -> Result<Option<Vec<u8>>, String> {
-        let lists = &self.lists;
-        if lists.is_empty() {
-            return Ok(None);
-        }
-        let kind = if !self.batch {
-            // One request per POST: every response on this stream answers it (Streamable
-            // HTTP), so no id lookup (which would parse the whole list once more).
-            // `rewrite_list` leaves notifications, server requests and errors unchanged.
-            match lists.first() {
-                Some((_, kind)) => kind,
-                None => return Ok(None),
-            }
-        } else {
-            let Ok(text) = std::str::from_utf8(msg) else {
-                return Err("upstream response is not UTF-8".into());
-            };
-            let Ok(Message::Response { id, .. }) = jsonrpc::parse_one(text) else {
-                return Ok(None); // notifications, server requests: not ours to filter
-            };
-            match lists.iter().find(|(i, _)| i == id.as_json()) {
-                Some((_, kind)) => kind,
-                None => return Ok(None),
-            }
-        };
-        let (Some(policy), server) = (&rt.config.policy, self.server(rt)) else {
-            return Ok(None);
-        };
-        let anonymous = Principal::anonymous();
-        let principal = self.principal.as_deref().unwrap_or(&anonymous);
-        let view = policy.for_principal(principal, server);
-        match rewrite::rewrite_list(msg, *kind, |_, name| view.visible(*kind, name)) {
-            Ok(Rewrite::Unchanged) => Ok(None),
-            Ok(Rewrite::Rewritten { body, removed }) => {
-                h.increment_counter(
-                    rt.stats.list_items_hidden_total,
-                    &[server, kind_label(*kind)],
-                    removed as u64,
-                );
-                Ok(Some(body))
-            }
-            Err(e) => Err(format!("upstream list response cannot be filtered: {e}")),
-        }
     }
 
     fn rewrite_sse_chunk(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> BodyStatus {
-        let Some(mut st) = self.sse.take() else {
-            return BodyStatus::Continue;
-        };
         let mut chunk = std::mem::take(&mut self.body);
         chunk.clear();
         h.read_body(Side::Response, &mut chunk);
-        let mut out: Vec<u8> = Vec::with_capacity(chunk.len());
-        let events = st.parser.push(&chunk);
-        st.pending.extend_from_slice(&chunk);
-        let mut failed = None;
-        let mut consumed = 0usize;
-        match events {
-            Ok(events) => {
-                for ev in events {
-                    let r = ev.range();
-                    let (start, end) = ((r.start - st.base) as usize, (r.end - st.base) as usize);
-                    let raw = &st.pending[start..end];
-                    let replaced = match ev.data() {
-                        Some(data) => match self.rewrite_one(rt, h, data.as_bytes()) {
-                            Ok(Some(new_data)) => Some(ev.with_data(&String::from_utf8_lossy(&new_data))),
-                            Ok(None) => None,
-                            Err(e) => {
-                                failed = Some(e);
-                                break;
-                            }
-                        },
-                        None => None,
-                    };
-                    out.extend_from_slice(replaced.as_deref().unwrap_or(raw));
-                    consumed = end;
-                }
+        let out = self.with_view(rt, h, |e, mode, keep, t| {
+            let BodyMode::Sse(rw) = mode else {
+                return None;
+            };
+            let mut out = rw.push(e, &chunk, &mut *keep, t);
+            if end_of_stream {
+                out.extend(rw.finish(e, keep, t));
             }
-            Err(e) => failed = Some(format!("upstream event stream cannot be parsed: {e}")),
-        }
-        if end_of_stream && failed.is_none() {
-            match st.parser.finish() {
-                Ok(_) => {
-                    // A final event without its blank line, or a tail: forward the bytes as they were.
-                    out.extend_from_slice(&st.pending[consumed..]);
-                    consumed = st.pending.len();
-                    // A batch's refused elements, as events of the same stream.
-                    for answer in self.batch_answers.take().into_iter().flatten() {
-                        out.extend_from_slice(b"event: message\ndata: ");
-                        out.extend_from_slice(&answer);
-                        out.extend_from_slice(b"\n\n");
-                    }
-                }
-                Err(e) => failed = Some(format!("upstream event stream cannot be parsed: {e}")),
+            Some(out)
+        });
+        if let Some(out) = out {
+            if out != chunk {
+                h.replace_body(Side::Response, &out);
             }
         }
-        if let Some(msg) = failed {
-            // Headers are gone: the only safe answer is to cut the stream (Envoy resets it).
-            crate::envoy::log(Level::Warn, format_args!("mcp_policy: {msg}; resetting the stream"));
-            return self.fail_response(rt, h, Reject::ResponseUnfilterable, &msg);
-        }
-        st.pending.drain(..consumed);
-        st.base += consumed as u64;
-        h.replace_body(Side::Response, &out);
-        self.sse = Some(st);
         self.body = chunk;
+        if end_of_stream {
+            self.body_mode = BodyMode::Untouched;
+        }
         BodyStatus::Continue
     }
 
-    /// Fail closed on the response path: what cannot be filtered is not delivered. Envoy
-    /// replaces the held response with this 502, or resets the stream if headers have gone.
-    fn fail_response(&mut self, rt: &Runtime, h: &mut impl Host, why: Reject, msg: &str) -> BodyStatus {
-        self.lists.clear();
-        self.batch_answers = None;
+    /// Replace a held response (headers not yet sent) with the gateway's JSON answer.
+    fn replace_response(&mut self, h: &mut impl Host, body: Vec<u8>) -> BodyStatus {
+        self.expect = None;
         self.body_mode = BodyMode::Untouched;
-        self.reject(rt, h, why, 502, None, code::INTERNAL_ERROR, msg);
+        self.request = RequestState::Done;
+        h.send_response(&json_reply(body, "mcp_policy_response_unfilterable"));
         BodyStatus::StopNoBuffer
+    }
+
+    /// What a failure after the upstream ran answers: an error for the request(s) forwarded
+    /// (so the client can match it), or `None` when there were none.
+    pub fn failure_body(&self, message: &str) -> Option<Vec<u8>> {
+        match (&self.expect, &self.request_id) {
+            (Some(e), _) => Some(e.refusal_body(message)),
+            (None, Some(id)) => Some(reply::jsonrpc_error_body(Some(id), code::INTERNAL_ERROR, message, None)),
+            (None, None) => None,
+        }
     }
 
     fn auth_refusal(&mut self, rt: &Runtime, h: &mut impl Host, e: &AuthError) {
@@ -911,7 +905,8 @@ impl McpFilter {
 }
 
 enum Verdict {
-    Forward,
+    /// Forward it; `Some(kind)` for a list request whose answer must be filtered.
+    Forward(Option<policy::Kind>),
     Refuse(Reply),
 }
 
@@ -947,11 +942,18 @@ fn kind_label(k: policy::Kind) -> &'static str {
 }
 
 /// Set header `name` (when configured) to `value`, or remove any copy a client sent.
-fn put_or_remove(h: &mut impl Host, name: Option<&str>, value: Option<&[u8]>) {
+/// Returns whether the header map changed.
+fn put_or_remove(h: &mut impl Host, name: Option<&str>, value: Option<&[u8]>) -> bool {
     match (name, value) {
-        (Some(n), Some(v)) => h.set_request_header(n, v),
-        (Some(n), None) => h.remove_request_header(n),
-        (None, _) => {}
+        (Some(n), Some(v)) => {
+            h.set_request_header(n, v);
+            true
+        }
+        (Some(n), None) if h.request_header(n).is_some() => {
+            h.remove_request_header(n);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -972,6 +974,17 @@ fn groups_header(groups: &[String]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A gateway answer in place of the upstream's: HTTP 200, `application/json` (a JSON-RPC error
+/// carries the failure; an HTTP error would end some clients' sessions).
+fn json_reply(body: Vec<u8>, details: &'static str) -> Reply {
+    Reply {
+        status: 200,
+        headers: vec![("content-type", "application/json".into())],
+        body,
+        details,
+    }
 }
 
 fn join_array<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {

@@ -260,7 +260,14 @@ fn list_response_too_large_to_filter_fails_closed() {
     h.response_body = LIST_RESULT.as_bytes().to_vec();
     f.on_response_headers(&rt, &mut h, false);
     assert_eq!(f.on_response_body(&rt, &mut h, true), BodyStatus::StopNoBuffer);
-    assert_eq!(h.replies.last().map(|r| r.status), Some(502));
+    let reply = h.replies.last().expect("a reply");
+    // The list is withheld; the request still gets an answer it can match (a JSON-RPC error
+    // with its id), not an HTTP error that would end some clients' sessions.
+    assert_eq!(reply.status, 200);
+    let v: Value = serde_json::from_slice(&reply.body).expect("json");
+    assert_eq!(v["error"]["code"], -32603);
+    assert_eq!(v["id"], serde_json::from_str::<Value>(TOOLS_LIST).expect("json")["id"]);
+    assert!(v["error"]["message"].as_str().unwrap_or_default().contains("64 bytes"));
 }
 
 #[test]
@@ -328,4 +335,176 @@ fn batch_refusals_are_answered_when_the_upstream_returns_no_body() {
     let v: Value = serde_json::from_slice(&r.body).expect("json");
     assert_eq!(v[0]["id"], 9);
     assert_eq!(v[0]["error"]["code"], crate::filter::POLICY_DENIED);
+}
+
+fn respond(rt: &Runtime, f: &mut McpFilter, h: &mut FakeHost, ct: &str, body: &str) -> Option<BodyStatus> {
+    h.response_headers = vec![
+        (":status".into(), b"200".to_vec()),
+        ("content-type".into(), ct.as_bytes().to_vec()),
+    ];
+    h.response_body = body.as_bytes().to_vec();
+    if f.on_response_headers(rt, h, false) == HeadersStatus::StopIteration && !h.replies.is_empty() {
+        return None;
+    }
+    Some(f.on_response_body(rt, h, true))
+}
+
+#[test]
+fn a_list_request_asks_the_upstream_for_an_unencoded_answer() {
+    let rt = runtime();
+    let mut h = post(TOOLS_LIST, Some(("bob", &["devs"]))).with_header("accept-encoding", "gzip, br");
+    request(&rt, &mut McpFilter::new(), &mut h);
+    let enc: Vec<&[u8]> = h
+        .request_headers
+        .iter()
+        .filter(|(k, _)| k == "accept-encoding")
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    assert_eq!(enc, [&b"identity"[..]]);
+}
+
+#[test]
+fn a_list_answer_in_a_media_type_the_gateway_does_not_read_becomes_an_error_with_the_id() {
+    let rt = runtime();
+    for ct in ["text/plain", "application/x-ndjson", "application/json-seq"] {
+        let mut h = post(TOOLS_LIST, Some(("bob", &["devs"])));
+        let mut f = McpFilter::new();
+        request(&rt, &mut f, &mut h);
+        assert_eq!(respond(&rt, &mut f, &mut h, ct, LIST_RESULT), None, "{ct}");
+        let v = reply(&h);
+        assert_eq!(
+            (v["id"].clone(), v["error"]["code"].clone()),
+            (json!(4), json!(-32603)),
+            "{ct}"
+        );
+        assert!(!String::from_utf8_lossy(&h.replies[0].body).contains("delete_repo"));
+    }
+}
+
+#[test]
+fn a_json_list_answer_that_ends_in_trailers_is_still_filtered() {
+    let rt = runtime();
+    let mut h = post(TOOLS_LIST, Some(("bob", &["devs"])));
+    let mut f = McpFilter::new();
+    request(&rt, &mut f, &mut h);
+    h.response_headers = vec![
+        (":status".into(), b"200".to_vec()),
+        ("content-type".into(), b"application/json".to_vec()),
+    ];
+    h.response_body = LIST_RESULT.as_bytes().to_vec();
+    assert_eq!(f.on_response_headers(&rt, &mut h, false), HeadersStatus::StopIteration);
+    assert_eq!(f.on_response_body(&rt, &mut h, false), BodyStatus::StopAndBuffer);
+    assert_eq!(f.on_response_trailers(&rt, &mut h), BodyStatus::Continue);
+    let out = String::from_utf8_lossy(&h.response_body).into_owned();
+    assert!(out.contains("get_issue") && !out.contains("delete_repo"), "{out}");
+}
+
+#[test]
+fn a_batch_with_duplicate_request_ids_is_refused_before_forwarding() {
+    let rt = runtime();
+    let batch = r#"[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":1.0,"method":"tools/call","params":{"name":"echo"}}]"#;
+    let mut h = post(batch, Some(("bob", &["devs"])));
+    assert_eq!(
+        request(&rt, &mut McpFilter::new(), &mut h),
+        Some(BodyStatus::StopNoBuffer)
+    );
+    assert_eq!(h.replies[0].status, 400);
+    assert!(reply(&h)["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("duplicate request id"));
+}
+
+#[test]
+fn a_batch_answer_with_re_rendered_ids_is_filtered_and_unknown_ids_cost_the_lists() {
+    let rt = runtime();
+    let batch =
+        r#"[{"jsonrpc":"2.0","id":7,"method":"tools/list"},{"jsonrpc":"2.0","id":"a\u0062","method":"tools/list"}]"#;
+    let list = |id: &str| LIST_RESULT.replace("\"id\":4", &format!("\"id\":{id}"));
+    // Re-rendered ids are the same ids: both lists filtered.
+    let mut h = post(batch, Some(("bob", &["devs"])));
+    let mut f = McpFilter::new();
+    request(&rt, &mut f, &mut h);
+    respond(
+        &rt,
+        &mut f,
+        &mut h,
+        "application/json",
+        &format!("[{},{}]", list("7.0"), list("\"ab\"")),
+    );
+    let out: Value = serde_json::from_slice(&h.response_body).expect("json");
+    assert_eq!(out.as_array().map(Vec::len), Some(2));
+    assert!(!out.to_string().contains("delete_repo"));
+    assert!(out.to_string().contains("get_issue"));
+    // An answer for an id nobody asked for: dropped, and the lists become errors.
+    let mut h = post(batch, Some(("bob", &["devs"])));
+    let mut f = McpFilter::new();
+    request(&rt, &mut f, &mut h);
+    respond(
+        &rt,
+        &mut f,
+        &mut h,
+        "application/json",
+        &format!("[{},{},{}]", list("7"), list("\"ab\""), list("99")),
+    );
+    let out: Value = serde_json::from_slice(&h.response_body).expect("json");
+    let text = out.to_string();
+    assert!(!text.contains("delete_repo") && !text.contains("admin_only"), "{text}");
+    assert_eq!(out.as_array().map(Vec::len), Some(2), "{text}");
+    assert!(
+        out.as_array()
+            .into_iter()
+            .flatten()
+            .all(|m| m["error"]["code"] == -32603),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_get_with_a_body_is_refused_and_the_body_never_forwarded() {
+    let rt = runtime();
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_repo"}}"#;
+    for method in ["GET", "DELETE", "OPTIONS", "HEAD"] {
+        let mut h = post(call, Some(("bob", &["devs"]))).with_header(":method", method);
+        let mut f = McpFilter::new();
+        assert_eq!(
+            f.on_request_headers(&rt, &mut h, false),
+            HeadersStatus::StopIteration,
+            "{method}"
+        );
+        assert_eq!(
+            f.on_request_body(&rt, &mut h, true),
+            BodyStatus::StopNoBuffer,
+            "{method}"
+        );
+        assert_eq!(h.replies[0].status, 400, "{method}");
+    }
+    // Without a body, GET (the server stream) goes through.
+    let mut h = post("", Some(("bob", &["devs"]))).with_header(":method", "GET");
+    let mut f = McpFilter::new();
+    assert_eq!(f.on_request_headers(&rt, &mut h, false), HeadersStatus::StopIteration);
+    assert_eq!(f.on_request_body(&rt, &mut h, true), BodyStatus::Continue);
+    assert!(h.replies.is_empty());
+}
+
+#[test]
+fn routes_are_matched_again_after_identity_headers_are_rewritten() {
+    let rt = runtime();
+    let mut h = post(TOOLS_LIST, Some(("bob", &["devs"]))).with_header("x-mcp-tenant", "spoofed");
+    h.route_metadata.insert("server".into(), b"gh".to_vec());
+    request(&rt, &mut McpFilter::new(), &mut h);
+    assert!(h.route_cache_cleared);
+    assert!(!h.request_headers.iter().any(|(k, _)| k == "x-mcp-tenant"));
+}
+
+#[test]
+fn a_failure_after_the_upstream_ran_answers_with_the_request_id() {
+    let rt = runtime();
+    let call = r#"{"jsonrpc":"2.0","id":"c-1","method":"tools/call","params":{"name":"echo"}}"#;
+    let mut h = post(call, Some(("bob", &["devs"])));
+    let mut f = McpFilter::new();
+    request(&rt, &mut f, &mut h);
+    let body = f.failure_body("boom").expect("an answer");
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["id"], "c-1");
 }
