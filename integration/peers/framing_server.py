@@ -126,6 +126,19 @@ SHAPES: dict[str, Callable[[Req], Resp]] = {
     "sse_multiline_data": lambda r: sse(["event: message\ndata: " + split_list(r.rid())[0] + "\ndata: " + split_list(r.rid())[1] + "\n\n"]),
     "sse_bom": lambda r: sse(["\ufeffevent: message\ndata: " + list_result(r.rid()) + "\n\n"]),
     "sse_uppercase_media_type": lambda r: sse(["event: message\ndata: " + list_result(r.rid()) + "\n\n"], content_type="TEXT/EVENT-STREAM"),
+    "sse_no_space_after_colon": lambda r: sse(["event:message\nid:7\ndata:" + list_result(r.rid()) + "\n\n"]),
+    # One event cut mid-JSON across two chunks (and so, usually, two reads by the gateway).
+    "sse_split_across_chunks": lambda r: sse([
+        "event: message\ndata: " + list_result(r.rid())[:60], list_result(r.rid())[60:] + "\n\n",
+    ]),
+    # A progress notification and a server-to-client request before the answer: both pass as is.
+    "sse_notification_and_request_first": lambda r: sse([
+        'event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":0.5}}\n\n',
+        'event: message\ndata: {"jsonrpc":"2.0","id":"srv-1","method":"roots/list"}\n\n',
+        "event: message\ndata: " + list_result(r.rid()) + "\n\n",
+    ]),
+    # --- SSE, odd: the answer under an event type SDK clients ignore (a lenient one may not) ---
+    "sse_custom_event_type": lambda r: sse(["event: result\ndata: " + list_result(r.rid()) + "\n\n"]),
     # --- SSE, incomplete: the answer's final blank line never comes (a WHATWG parser drops it) ---
     "sse_no_final_blank_line": lambda r: sse(["event: message\ndata: " + list_result(r.rid()) + "\n"]),
     # --- JSON and media types ---
@@ -136,6 +149,10 @@ SHAPES: dict[str, Callable[[Req], Resp]] = {
     "ndjson": lambda r: js(list_result(r.rid()) + "\n", "application/x-ndjson"),
     "text_plain": lambda r: js(list_result(r.rid()), "text/plain"),
     "json_status_201": lambda r: js(list_result(r.rid()), status="201 Created"),
+    "json_status_202_with_list": lambda r: js(list_result(r.rid()), status="202 Accepted"),
+    "json_status_400_with_list": lambda r: js(list_result(r.rid()), status="400 Bad Request"),
+    "json_status_500_with_list": lambda r: js(list_result(r.rid()), status="500 Internal Server Error"),
+    "json_error_answer": lambda r: js('{"jsonrpc":"2.0","id":' + r.rid() + ',"error":{"code":-32603,"message":"no list today"}}'),
     # --- content-encoding: gzip only when the request allows it, or always ---
     "json_gzip_when_accepted": lambda r: gzipped(js(list_result(r.rid()))) if r.wants_gzip() else js(list_result(r.rid())),
     "sse_gzip_when_accepted": lambda r: (gzipped if r.wants_gzip() else (lambda x: x))(sse(["event: message\ndata: " + list_result(r.rid()) + "\n\n"])),
