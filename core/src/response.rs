@@ -190,14 +190,20 @@ impl Expect {
                 // the whole reply.
                 return Start::Answer(self.assemble(self.answers.clone(), true));
             }
-            return replace(reason::MISSING, format!("the upstream answered with status {status} and no body"));
+            return replace(
+                reason::MISSING,
+                format!("the upstream answered with status {status} and no body"),
+            );
         }
         if let Some(enc) = content_encoding {
             let enc = enc.trim_ascii();
             if !enc.is_empty() && !enc.eq_ignore_ascii_case(b"identity") {
                 return replace(
                     reason::UNREADABLE,
-                    format!("content-encoding {:?} (the gateway asked for identity)", String::from_utf8_lossy(enc)),
+                    format!(
+                        "content-encoding {:?} (the gateway asked for identity)",
+                        String::from_utf8_lossy(enc)
+                    ),
                 );
             }
         }
@@ -271,7 +277,10 @@ impl Expect {
             .and_then(|k| self.pending.iter_mut().find(|p| p.key.as_ref() == Some(k)))
         else {
             tally.refuse(reason::UNKNOWN_ID, || {
-                format!("a response with id {} answers no request", scan.id().unwrap_or("(none)"))
+                format!(
+                    "a response with id {} answers no request",
+                    scan.id().unwrap_or("(none)")
+                )
             });
             return Judged::Drop;
         };
@@ -299,7 +308,12 @@ impl Expect {
 
     /// Judge a JSON text holding one message or an array of them. Returns the messages to
     /// deliver (`None` = the text unchanged) and whether it was an array.
-    fn judge_text<F>(&mut self, text: &[u8], keep: &mut F, tally: &mut Tally) -> Result<(Option<Vec<Vec<u8>>>, bool), String>
+    fn judge_text<F>(
+        &mut self,
+        text: &[u8],
+        keep: &mut F,
+        tally: &mut Tally,
+    ) -> Result<(Option<Vec<Vec<u8>>>, bool), String>
     where
         F: FnMut(Kind, &str) -> bool,
     {
@@ -341,7 +355,10 @@ impl Expect {
             // lists in this answer.
             for i in list_at {
                 if let Some(raw) = self.raw_id_of(&out[i]) {
-                    out[i] = error_for(&raw, "the upstream's batch answer held a response the gateway could not match");
+                    out[i] = error_for(
+                        &raw,
+                        "the upstream's batch answer held a response the gateway could not match",
+                    );
                     tally.refuse(reason::UNKNOWN_ID, || "batch answer with an unmatched element".into());
                 }
             }
@@ -388,7 +405,8 @@ impl Expect {
 
     /// The answer to give when a body the gateway must read exceeds its limit.
     pub fn too_large(&mut self, limit: usize, tally: &mut Tally) -> Vec<u8> {
-        let detail = format!("the upstream's answer exceeds the gateway's limit of {limit} bytes for answers it must filter");
+        let detail =
+            format!("the upstream's answer exceeds the gateway's limit of {limit} bytes for answers it must filter");
         tally.refuse(reason::TOO_LARGE, || detail.clone());
         self.refusal_body(&detail)
     }
@@ -443,6 +461,8 @@ pub struct SseRewriter {
     base: u64,
     /// The stream could not be parsed: everything after the refusal is dropped.
     failed: bool,
+    /// Some byte was already forwarded (see [`forward`]).
+    forwarded: bool,
 }
 
 impl SseRewriter {
@@ -452,6 +472,7 @@ impl SseRewriter {
             pending: Vec::new(),
             base: 0,
             failed: false,
+            forwarded: false,
         }
     }
 
@@ -467,7 +488,12 @@ impl SseRewriter {
         let events = match self.parser.push(chunk) {
             Ok(ev) => ev,
             Err(e) => {
-                self.fail(expect, &format!("the event stream cannot be read: {e}"), &mut out, tally);
+                self.fail(
+                    expect,
+                    &format!("the event stream cannot be read: {e}"),
+                    &mut out,
+                    tally,
+                );
                 return out;
             }
         };
@@ -477,11 +503,13 @@ impl SseRewriter {
             let r = ev.range();
             let (start, end) = ((r.start - self.base) as usize, (r.end - self.base) as usize);
             let raw = &self.pending[start..end];
-            emit(expect, &ev, raw, false, &mut keep, tally, &mut out);
+            let fresh = !self.forwarded && out.is_empty() && r.start > 0;
+            emit(expect, &ev, raw, false, fresh, &mut keep, tally, &mut out);
             consumed = end;
         }
         self.pending.drain(..consumed);
         self.base += consumed as u64;
+        self.forwarded |= !out.is_empty();
         out
     }
 
@@ -501,21 +529,38 @@ impl SseRewriter {
                     let r = ev.range();
                     let (start, stop) = ((r.start - self.base) as usize, (r.end - self.base) as usize);
                     let raw = self.pending.get(start..stop).unwrap_or_default().to_vec();
-                    emit(expect, &ev, &raw, false, &mut keep, tally, &mut out);
+                    let fresh = !self.forwarded && r.start > 0;
+                    emit(expect, &ev, &raw, false, fresh, &mut keep, tally, &mut out);
                 }
                 if let Some(ev) = end.lenient {
                     let r = ev.range();
                     let (start, stop) = ((r.start - self.base) as usize, (r.end - self.base) as usize);
                     let raw = self.pending.get(start..stop).unwrap_or_default().to_vec();
-                    emit(expect, &ev, &raw, true, &mut keep, tally, &mut out);
+                    let fresh = !self.forwarded && out.is_empty() && r.start > 0;
+                    emit(expect, &ev, &raw, true, fresh, &mut keep, tally, &mut out);
                 } else if let Some(tail) = end.tail {
-                    // No data: comments or fields only, nothing a client dispatches.
+                    // No data: comments or fields only, nothing a client dispatches. Ended as a
+                    // block of its own, so that events appended after it are not glued onto
+                    // its last line (`event: x` + `event: message` would read as one event
+                    // type, `xevent: message`, which clients ignore).
                     let start = (tail.start - self.base) as usize;
-                    out.extend_from_slice(self.pending.get(start..).unwrap_or_default());
+                    let raw = self.pending.get(start..).unwrap_or_default();
+                    let fresh = !self.forwarded && out.is_empty() && tail.start > 0;
+                    forward(&mut out, raw, fresh);
+                    out.extend_from_slice(match raw.last() {
+                        Some(b'\n') => &b"\n"[..],
+                        Some(b'\r') => b"\r",
+                        _ => b"\n\n",
+                    });
                 }
             }
             Err(e) => {
-                self.fail(expect, &format!("the event stream cannot be read: {e}"), &mut out, tally);
+                self.fail(
+                    expect,
+                    &format!("the event stream cannot be read: {e}"),
+                    &mut out,
+                    tally,
+                );
                 return out;
             }
         }
@@ -542,6 +587,20 @@ impl SseRewriter {
     }
 }
 
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Forward a block's bytes verbatim. `fresh`: they will be the first bytes of the output but
+/// were not the first of the upstream's stream (something before them was dropped). A BOM
+/// there is part of a field name to the parser that judged the block (`\u{FEFF}data` is no
+/// `data` field), but a client strips a BOM at the start of the stream and would then read a
+/// `data` field nobody judged; a BOM of our own in front keeps the client's reading ours.
+fn forward(out: &mut Vec<u8>, raw: &[u8], fresh: bool) {
+    if fresh && out.is_empty() && raw.starts_with(BOM) {
+        out.extend_from_slice(BOM);
+    }
+    out.extend_from_slice(raw);
+}
+
 /// One SSE event carrying a JSON-RPC message.
 fn message_event(json: &[u8]) -> Vec<u8> {
     let mut e = Vec::with_capacity(json.len() + 24);
@@ -553,11 +612,14 @@ fn message_event(json: &[u8]) -> Vec<u8> {
 
 /// Judge one event and append what to forward for it. `unterminated`: the stream's final
 /// block, which lacked its blank line (forwarded terminated, so every client reads it alike).
+/// `fresh`: see [`forward`].
+#[allow(clippy::too_many_arguments)]
 fn emit<F>(
     expect: &mut Expect,
     ev: &sse::Event,
     raw: &[u8],
     unterminated: bool,
+    fresh: bool,
     keep: &mut F,
     tally: &mut Tally,
     out: &mut Vec<u8>,
@@ -568,7 +630,7 @@ fn emit<F>(
         // Priming events (an id and empty data), keep-alives: no message in them.
         Some(d) if !d.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r')).is_empty() => d,
         _ => {
-            out.extend_from_slice(raw);
+            forward(out, raw, fresh);
             if unterminated {
                 out.extend_from_slice(b"\n\n");
             }
@@ -577,7 +639,7 @@ fn emit<F>(
     };
     match expect.judge_text(data.as_bytes(), keep, tally) {
         Ok((None, _)) => {
-            out.extend_from_slice(raw);
+            forward(out, raw, fresh);
             if unterminated {
                 out.extend_from_slice(b"\n\n");
             }
@@ -595,7 +657,9 @@ fn emit<F>(
         }
         Err(detail) => {
             // Not a JSON-RPC message at all: nothing a client could act on; not delivered.
-            tally.refuse(reason::UNFILTERABLE, || format!("an event's data cannot be parsed: {detail}"));
+            tally.refuse(reason::UNFILTERABLE, || {
+                format!("an event's data cannot be parsed: {detail}")
+            });
         }
     }
 }
