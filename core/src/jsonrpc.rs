@@ -93,7 +93,11 @@ pub enum IdKey {
     Str(String),
     /// `value = 0.digits × 10^exp`, `digits` without leading or trailing zeros; zero is
     /// `digits == ""`, `exp == 0`, never negative.
-    Num { negative: bool, digits: String, exp: i64 },
+    Num {
+        negative: bool,
+        digits: String,
+        exp: i64,
+    },
 }
 
 impl IdKey {
@@ -366,7 +370,19 @@ mod tests {
         assert_ne!(k("\"7\""), k("7"));
         assert_eq!(k("\"a\\u0062\""), k("\"ab\""));
         assert_ne!(k("\"ab \""), k("\"ab\""));
-        for nothing in ["null", "true", "{}", "[]", "01", "1.", ".5", "1e", "--1", "1e9999999999999999", "\"x"] {
+        for nothing in [
+            "null",
+            "true",
+            "{}",
+            "[]",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "--1",
+            "1e9999999999999999",
+            "\"x",
+        ] {
             assert_eq!(k(nothing), None, "{nothing}");
         }
     }

@@ -109,9 +109,10 @@ pub enum Start {
     /// Replace the body-less response with the gateway's own batch answers (HTTP 200,
     /// `application/json`): not a refusal.
     Answer(Vec<u8>),
-    /// Replace the whole response: HTTP 200, `application/json`, this body
+    /// Replace the whole response: HTTP `status` (200 for a 2xx answer, else the upstream's), `application/json`, this body
     /// ([`Expect::refusal_body`]); `why` is the reason label, `detail` says what was wrong.
     Replace {
+        status: u16,
         why: &'static str,
         detail: String,
         body: Vec<u8>,
@@ -177,12 +178,22 @@ impl Expect {
         content_encoding: Option<&[u8]>,
         end_of_stream: bool,
     ) -> Start {
-        if !self.must_read() || !(200..300).contains(&status) {
+        // 1xx and 3xx carry no MCP message (a redirect is followed by the client). Errors
+        // (4xx, 5xx) are read like successes: some clients show an error's body to the user
+        // (the TypeScript SDK puts it in the error message), so a list in it is filtered too;
+        // their status is kept, so a 404 still ends the session.
+        if !self.must_read() || !(200..300).contains(&status) && !(400..600).contains(&status) {
             return Start::PassThrough;
         }
+        let status = if (200..300).contains(&status) { 200 } else { status };
         let replace = |why, detail: String| {
             let body = self.refusal_body(&detail);
-            Start::Replace { why, detail, body }
+            Start::Replace {
+                status,
+                why,
+                detail,
+                body,
+            }
         };
         if end_of_stream {
             if self.pending.is_empty() {
@@ -190,10 +201,7 @@ impl Expect {
                 // the whole reply.
                 return Start::Answer(self.assemble(self.answers.clone(), true));
             }
-            return replace(
-                reason::MISSING,
-                format!("the upstream answered with status {status} and no body"),
-            );
+            return replace(reason::MISSING, "the upstream answered with no body".into());
         }
         if let Some(enc) = content_encoding {
             let enc = enc.trim_ascii();

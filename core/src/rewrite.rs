@@ -215,7 +215,9 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
         match slot {
             Some(1) => {
                 let pos = s.pos();
-                let raw = s.skip_value(DEFAULT_MAX_DEPTH.saturating_sub(1)).map_err(|e| walk_err(pos, e))?;
+                let raw = s
+                    .skip_value(DEFAULT_MAX_DEPTH.saturating_sub(1))
+                    .map_err(|e| walk_err(pos, e))?;
                 id = Some(raw);
                 Ok(())
             }
@@ -240,12 +242,7 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
             ))
         }
     };
-    Ok(Scan {
-        body,
-        id,
-        shape,
-        lists,
-    })
+    Ok(Scan { body, id, shape, lists })
 }
 
 fn skip(s: &mut Scanner<'_>, depth: usize) -> Result<(), RewriteError> {

@@ -82,6 +82,9 @@ pub struct EnvoyHost {
     /// Dynamic-metadata strings set during this hook, written to Envoy in one batch call (each
     /// separate call resolves the namespace and merges a Struct: ~2k instructions apiece).
     metadata: MetadataBatch,
+    /// This is a trailers hook: the whole body is the buffered one (there is no received
+    /// chunk, and appending must go to the buffer).
+    trailers: bool,
 }
 
 /// Keys and values copied into one buffer, with their spans.
@@ -99,7 +102,13 @@ impl EnvoyHost {
         EnvoyHost {
             fe,
             metadata: MetadataBatch::default(),
+            trailers: false,
         }
+    }
+
+    /// Mark this host as serving a trailers hook (see `trailers`).
+    pub fn for_trailers(&mut self) {
+        self.trailers = true;
     }
 
     /// Write the buffered metadata to Envoy (one call per 16 entries).
@@ -206,6 +215,9 @@ impl EnvoyHost {
 
     /// When true, the chunk of this hook *is* the buffered body (reading both would double it).
     fn received_is_buffered(&self, side: Side) -> bool {
+        if self.trailers {
+            return true;
+        }
         // SAFETY: `fe` valid for this hook.
         unsafe {
             match side {

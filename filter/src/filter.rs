@@ -699,10 +699,17 @@ impl McpFilter {
                 h.send_response(&json_reply(body, "mcp_policy_batch_refused"));
                 HeadersStatus::StopIteration
             }
-            Start::Replace { why, detail, body } => {
+            Start::Replace {
+                status,
+                why,
+                detail,
+                body,
+            } => {
                 self.expect = None;
                 self.count_refusal(rt, h, why, &detail);
-                h.send_response(&json_reply(body, "mcp_policy_response_unfilterable"));
+                let mut reply = json_reply(body, "mcp_policy_response_unfilterable");
+                reply.status = status;
+                h.send_response(&reply);
                 HeadersStatus::StopIteration
             }
         }

@@ -63,7 +63,9 @@ fn an_answer_for_an_id_nobody_asked_for_is_dropped_and_the_request_gets_an_error
 fn a_string_id_does_not_answer_a_numeric_request() {
     let body = LIST.replace("\"id\":7", "\"id\":\"7\"");
     let mut e = Expect::single_list("7", Kind::Tool);
-    let out = e.rewrite_json(body.as_bytes(), |_, _| true, &mut Tally::default()).expect("replaced");
+    let out = e
+        .rewrite_json(body.as_bytes(), |_, _| true, &mut Tally::default())
+        .expect("replaced");
     assert_eq!(json(&out)["error"]["code"], -32603);
 }
 
@@ -76,9 +78,16 @@ fn an_unfilterable_list_becomes_an_error_with_the_request_id() {
     let v = json(&out);
     assert_eq!(v["id"], "a");
     assert!(v["error"]["message"].as_str().unwrap_or_default().contains("tools"));
-    for bad in [&b"not json"[..], b"", b"{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"result\":{\"tools\":[]}", b"7"] {
+    for bad in [
+        &b"not json"[..],
+        b"",
+        b"{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"result\":{\"tools\":[]}",
+        b"7",
+    ] {
         let mut e = Expect::single_list("\"a\"", Kind::Tool);
-        let out = e.rewrite_json(bad, |_, _| true, &mut Tally::default()).expect("replaced");
+        let out = e
+            .rewrite_json(bad, |_, _| true, &mut Tally::default())
+            .expect("replaced");
         assert_eq!(json(&out)["id"], "a", "{}", String::from_utf8_lossy(bad));
     }
 }
@@ -108,7 +117,9 @@ fn batch_answers_are_matched_by_value_and_refusals_merged() {
         LIST.replace("\"id\":7", "\"id\":\"ab\""),
         r#"{"jsonrpc":"2.0","id":3,"result":{"content":[]}}"#
     );
-    let out = e.rewrite_json(body.as_bytes(), hide_secret, &mut Tally::default()).expect("rewritten");
+    let out = e
+        .rewrite_json(body.as_bytes(), hide_secret, &mut Tally::default())
+        .expect("rewritten");
     let v = json(&out);
     let a = v.as_array().expect("array");
     assert_eq!(a.len(), 4);
@@ -127,13 +138,18 @@ fn a_batch_answer_with_an_unknown_element_loses_its_lists() {
     ] {
         let mut e = batch();
         let body = format!("[{},{odd}]", LIST);
-        let out = e.rewrite_json(body.as_bytes(), |_, _| true, &mut Tally::default()).expect("replaced");
+        let out = e
+            .rewrite_json(body.as_bytes(), |_, _| true, &mut Tally::default())
+            .expect("replaced");
         let text = String::from_utf8_lossy(&out).into_owned();
         assert!(!text.contains("secret_tool"), "{odd}: {text}");
         let v = json(&out);
         let ids: Vec<&Value> = v.as_array().expect("array").iter().map(|m| &m["id"]).collect();
         assert!(ids.contains(&&Value::from(7)), "{text}");
-        assert!(ids.contains(&&Value::from("a\u{62}")), "the unanswered list gets an error: {text}");
+        assert!(
+            ids.contains(&&Value::from("a\u{62}")),
+            "the unanswered list gets an error: {text}"
+        );
     }
 }
 
@@ -141,7 +157,9 @@ fn a_batch_answer_with_an_unknown_element_loses_its_lists() {
 fn a_second_answer_for_the_same_id_is_dropped() {
     let mut e = Expect::single_list("7", Kind::Tool);
     let body = format!("[{},{}]", LIST.replace("secret_tool", "x"), LIST);
-    let out = e.rewrite_json(body.as_bytes(), |_, _| true, &mut Tally::default()).expect("rewritten");
+    let out = e
+        .rewrite_json(body.as_bytes(), |_, _| true, &mut Tally::default())
+        .expect("rewritten");
     assert!(!String::from_utf8_lossy(&out).contains("secret_tool"));
 }
 
@@ -149,9 +167,23 @@ fn a_second_answer_for_the_same_id_is_dropped() {
 fn headers_decide_by_allow_list() {
     let e = Expect::single_list("7", Kind::Tool);
     assert_eq!(e.start(200, Some(b"application/json"), None, false), Start::Json);
-    assert_eq!(e.start(201, Some(b"Application/JSON; charset=utf-8"), None, false), Start::Json);
-    assert_eq!(e.start(200, Some(b"TEXT/EVENT-STREAM"), Some(b"identity"), false), Start::Sse);
-    assert_eq!(e.start(404, Some(b"text/plain"), None, false), Start::PassThrough);
+    assert_eq!(
+        e.start(201, Some(b"Application/JSON; charset=utf-8"), None, false),
+        Start::Json
+    );
+    assert_eq!(
+        e.start(200, Some(b"TEXT/EVENT-STREAM"), Some(b"identity"), false),
+        Start::Sse
+    );
+    assert_eq!(e.start(307, Some(b"text/plain"), None, false), Start::PassThrough);
+    assert_eq!(e.start(500, Some(b"application/json"), None, false), Start::Json);
+    match e.start(404, Some(b"text/plain"), None, false) {
+        Start::Replace { status, body, .. } => {
+            assert_eq!(status, 404, "an error's status is kept: a 404 still ends the session");
+            assert_eq!(json(&body)["id"], 7);
+        }
+        other => panic!("{other:?}"),
+    }
     for (ct, enc, eos) in [
         (None, None, false),
         (Some(&b"application/json-seq"[..]), None, false),
@@ -164,7 +196,10 @@ fn headers_decide_by_allow_list() {
         match e.start(200, ct, enc, eos) {
             Start::Replace { body, .. } => {
                 let v = json(&body);
-                assert_eq!((v["id"].clone(), v["error"]["code"].clone()), (Value::from(7), Value::from(-32603)));
+                assert_eq!(
+                    (v["id"].clone(), v["error"]["code"].clone()),
+                    (Value::from(7), Value::from(-32603))
+                );
             }
             other => panic!("{ct:?} {enc:?}: {other:?}"),
         }
@@ -202,7 +237,12 @@ fn run_sse(e: &mut Expect, stream: &[u8], cuts: &[usize]) -> (Vec<u8>, Tally) {
 /// Events as a WHATWG client dispatches them (data of each), via the crate's own parser.
 fn dispatched(stream: &[u8]) -> Vec<String> {
     let mut p = sse::Parser::new();
-    let mut ev: Vec<String> = p.push(stream).unwrap().into_iter().filter_map(|e| e.data().map(str::to_owned)).collect();
+    let mut ev: Vec<String> = p
+        .push(stream)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.data().map(str::to_owned))
+        .collect();
     let end = p.finish().unwrap();
     ev.extend(end.event.and_then(|e| e.data().map(str::to_owned)));
     ev
@@ -278,10 +318,16 @@ fn an_oversized_event_ends_the_stream_with_an_error_for_the_list() {
 fn sse_batch_gets_the_gateway_answers_as_events() {
     let mut e = batch();
     e.answer(br#"{"jsonrpc":"2.0","id":4,"error":{"code":-32030,"message":"denied"}}"#.to_vec());
-    let stream = format!("data: {LIST}\n\ndata: {}\n\n", r#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
+    let stream = format!(
+        "data: {LIST}\n\ndata: {}\n\n",
+        r#"{"jsonrpc":"2.0","id":3,"result":{}}"#
+    );
     let (out, _) = run_sse(&mut e, stream.as_bytes(), &[]);
     let ev: Vec<Value> = dispatched(&out).iter().map(|d| json(d.as_bytes())).collect();
     let ids: Vec<&Value> = ev.iter().map(|v| &v["id"]).collect();
-    assert_eq!(ids, [&Value::from(7), &Value::from(3), &Value::from("ab"), &Value::from(4)]);
+    assert_eq!(
+        ids,
+        [&Value::from(7), &Value::from(3), &Value::from("ab"), &Value::from(4)]
+    );
     assert_eq!(names(&ev[0]), ["ok_tool"]);
 }
