@@ -63,6 +63,10 @@ pub struct Expect {
     answers: Vec<Vec<u8>>,
     /// The request was a batch: the JSON answer is an array.
     batch: bool,
+    /// A stream not tied to one request (the GET stream, where a resumed stream may replay
+    /// answers sent on other streams): every answer holding a list is filtered by the list it
+    /// holds, whatever its id.
+    by_shape: bool,
 }
 
 /// What happened while judging a response, for counters and logs.
@@ -137,6 +141,16 @@ impl Expect {
         }
     }
 
+    /// The GET stream (server-to-client messages, and replays when resuming with
+    /// `Last-Event-ID`): lists are recognised by shape, since their requests were made on
+    /// other streams.
+    pub fn stream() -> Expect {
+        Expect {
+            by_shape: true,
+            ..Expect::default()
+        }
+    }
+
     /// A single list request: the common case.
     pub fn single_list(raw_id: &str, kind: Kind) -> Expect {
         let mut e = Expect::new(false);
@@ -162,7 +176,7 @@ impl Expect {
 
     /// Does the response need reading at all?
     pub fn must_read(&self) -> bool {
-        !self.answers.is_empty() || self.pending.iter().any(|p| p.list.is_some())
+        self.by_shape || !self.answers.is_empty() || self.pending.iter().any(|p| p.list.is_some())
     }
 
     pub fn is_batch(&self) -> bool {
@@ -183,6 +197,10 @@ impl Expect {
         // (the TypeScript SDK puts it in the error message), so a list in it is filtered too;
         // their status is kept, so a 404 still ends the session.
         if !self.must_read() || !(200..300).contains(&status) && !(400..600).contains(&status) {
+            return Start::PassThrough;
+        }
+        if self.by_shape && (end_of_stream || !(200..300).contains(&status)) {
+            // The GET stream refused (405 from servers without one) or empty: no message.
             return Start::PassThrough;
         }
         let status = if (200..300).contains(&status) { 200 } else { status };
@@ -278,6 +296,9 @@ impl Expect {
         };
         if matches!(scan.shape(), Shape::Request | Shape::Notification) {
             return Judged::Keep;
+        }
+        if self.by_shape {
+            return judge_by_shape(&scan, keep, tally);
         }
         let key = scan.id().and_then(IdKey::from_json);
         let Some(p) = key
@@ -417,6 +438,34 @@ impl Expect {
             format!("the upstream's answer exceeds the gateway's limit of {limit} bytes for answers it must filter");
         tally.refuse(reason::TOO_LARGE, || detail.clone());
         self.refusal_body(&detail)
+    }
+}
+
+/// An answer on a stream not tied to one request: filtered by the list it holds.
+fn judge_by_shape<F>(scan: &rewrite::Scan<'_>, keep: &mut F, tally: &mut Tally) -> Judged
+where
+    F: FnMut(Kind, &str) -> bool,
+{
+    let mut kinds = scan.list_kinds();
+    let (Some(kind), None) = (kinds.next(), kinds.next()) else {
+        if scan.list_kinds().next().is_some() {
+            tally.refuse(reason::UNFILTERABLE, || "an answer holds more than one list".into());
+            return Judged::Drop;
+        }
+        return Judged::Keep;
+    };
+    match scan.filter(kind, |k, n| keep(k, n)) {
+        Ok(Rewrite::Unchanged) => Judged::Keep,
+        Ok(Rewrite::Rewritten { body, removed }) => {
+            tally.removed[kind_index(kind)] += removed;
+            Judged::List(Some(body))
+        }
+        Err(e) => {
+            tally.refuse(reason::UNFILTERABLE, || {
+                format!("a replayed {} list cannot be filtered: {e}", kind.list_key())
+            });
+            Judged::Drop
+        }
     }
 }
 

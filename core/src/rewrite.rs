@@ -136,6 +136,11 @@ impl<'a> Scan<'a> {
         self.shape
     }
 
+    /// The kinds of the lists a `result` holds, in text order (usually none or one).
+    pub fn list_kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        self.lists.iter().map(|l| l.kind)
+    }
+
     /// Remove the items of list `kind` that `keep` refuses. A `result` without that list is an
     /// error (the answer does not fit the request: fail closed); an error response, a request
     /// or a notification is unchanged.

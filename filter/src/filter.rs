@@ -259,6 +259,16 @@ impl McpFilter {
             h.remove_request_header("authorization");
         }
 
+        if is_get {
+            if let Some(policy) = &cfg.policy {
+                if policy.mode(self.server(rt)) == Mode::Enforce {
+                    // A resumed GET stream (Last-Event-ID) replays answers sent on other
+                    // streams, lists among them: read it, and ask for it unencoded.
+                    self.expect = Some(Expect::stream());
+                    h.set_request_header("accept-encoding", b"identity");
+                }
+            }
+        }
         if !is_post {
             if end_of_stream {
                 return HeadersStatus::Continue;
@@ -728,7 +738,14 @@ impl McpFilter {
     pub fn on_response_trailers(&mut self, rt: &Runtime, h: &mut impl Host) -> BodyStatus {
         match self.body_mode {
             BodyMode::Untouched => BodyStatus::Continue,
-            _ => self.on_response_body(rt, h, true),
+            BodyMode::Json => {
+                let r = self.rewrite_json_response(rt, h, true);
+                // A response with trailers goes out chunked (HTTP/1.1) or framed (HTTP/2): a
+                // content-length would contradict the framing.
+                h.remove_response_header("content-length");
+                r
+            }
+            BodyMode::Sse(_) => self.on_response_body(rt, h, true),
         }
     }
 

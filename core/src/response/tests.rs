@@ -331,3 +331,20 @@ fn sse_batch_gets_the_gateway_answers_as_events() {
     );
     assert_eq!(names(&ev[0]), ["ok_tool"]);
 }
+
+#[test]
+fn a_replayed_list_on_the_get_stream_is_filtered_by_its_shape() {
+    // Resuming with Last-Event-ID replays answers sent on other streams, under their ids.
+    let stream = format!(
+        "id: 1\ndata: \n\nevent: message\nid: 2\ndata: {LIST}\n\nevent: message\ndata: {}\n\n",
+        r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#
+    );
+    let mut e = Expect::stream();
+    assert_eq!(e.start(200, Some(b"text/event-stream"), None, false), Start::Sse);
+    let (out, t) = run_sse(&mut e, stream.as_bytes(), &[]);
+    let ev = dispatched(&out);
+    assert_eq!(ev.len(), 3, "{}", String::from_utf8_lossy(&out));
+    assert_eq!(names(&json(ev[1].as_bytes())), ["ok_tool"]);
+    assert_eq!(t.removed, [1, 0, 0, 0]);
+    assert_eq!(t.refused, 0, "nothing is missing on a stream with no pending requests");
+}
