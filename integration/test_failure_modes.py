@@ -18,7 +18,7 @@ def gateway(procs):
     upstream = procs.mcp_server("demo", json_response=True, stateless=True)
     return procs.gateway(
         {"demo": upstream},
-        {"server": "demo", "limits": {"max_request_body_bytes": 4096}, "fault_injection": {"panic_header": "x-test-panic"}},
+        {"server": "demo", "pass_through": True, "limits": {"max_request_body_bytes": 4096}, "fault_injection": {"panic_header": "x-test-panic"}},
     )
 
 

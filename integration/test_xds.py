@@ -115,7 +115,7 @@ async def test_filter_config_edit_reaches_both_envoys_without_restart_or_drain(p
     before = {e.name: (e.popen.pid, e.counters("listener_manager.").get("listener_manager.listener_modified", 0)) for e in fleet.envoys}
 
     t0 = time.monotonic()
-    set_filter_config(fleet.dir, {"limits": {"max_request_body_bytes": 64}})
+    set_filter_config(fleet.dir, {"pass_through": True, "limits": {"max_request_body_bytes": 64}})
     took = {}
     for envoy in fleet.envoys:
         wait_until(f"{envoy.name} to answer 413", lambda: post_status(envoy) == 413, timeout=10, proc=envoy)
@@ -130,7 +130,7 @@ async def test_filter_config_edit_reaches_both_envoys_without_restart_or_drain(p
         assert envoy.counters("listener_manager.").get("listener_manager.listener_modified", 0) == modified
         assert envoy.counters(ECDS)[f"{ECDS}.config_reload"] >= 2
     # Reverting the edit restores the old behaviour the same way.
-    set_filter_config(fleet.dir, {"limits": {"max_request_body_bytes": 1048576}})
+    set_filter_config(fleet.dir, {"pass_through": True, "limits": {"max_request_body_bytes": 1048576}})
     for envoy in fleet.envoys:
         wait_until(f"{envoy.name} to accept again", lambda: post_status(envoy) != 413, timeout=10, proc=envoy)
         async with session(envoy.url()) as s:
@@ -138,7 +138,7 @@ async def test_filter_config_edit_reaches_both_envoys_without_restart_or_drain(p
 
 
 async def test_invalid_edit_is_refused_precisely_and_envoys_keep_the_previous_config(procs, tmp_path):
-    fleet = Fleet(procs, tmp_path, filter_config={"limits": {"max_request_body_bytes": 64}})
+    fleet = Fleet(procs, tmp_path, filter_config={"pass_through": True, "limits": {"max_request_body_bytes": 64}})
     st = fleet.wait_converged()
     versions = {e.name: ecds_version(e) for e in fleet.envoys}
 
@@ -164,7 +164,7 @@ async def test_invalid_edit_is_refused_precisely_and_envoys_keep_the_previous_co
         assert envoy.counters(ECDS).get(f"{ECDS}.update_rejected", 0) == 0
 
     # A semantic error (the module's own compile step) is refused the same way.
-    set_filter_config(fleet.dir, {"limits": {"max_request_body_bytes": 0}})
+    set_filter_config(fleet.dir, {"pass_through": True, "limits": {"max_request_body_bytes": 0}})
     err = wait_until(
         "the second refusal",
         lambda: (e := fleet.xds.status()["config"]["last_error"])["errors"][0]["field"] == "limits.max_request_body_bytes" and e,
@@ -174,7 +174,7 @@ async def test_invalid_edit_is_refused_precisely_and_envoys_keep_the_previous_co
     assert "greater than 0" in err["errors"][0]["message"]
 
     # Fixing the file is picked up.
-    set_filter_config(fleet.dir, {})
+    set_filter_config(fleet.dir, {"pass_through": True})
     for envoy in fleet.envoys:
         wait_until(f"{envoy.name} to take the fix", lambda: post_status(envoy) != 413, timeout=10, proc=envoy)
     assert fleet.xds.status()["config"]["valid"] is True
@@ -191,7 +191,7 @@ async def test_envoys_keep_serving_without_the_control_plane_and_converge_after_
             assert (await s.call_tool("add", {"a": 1, "b": 1})).content[0].text == "2"
 
     # Edit while the control plane is down, then bring it back on the same address.
-    set_filter_config(fleet.dir, {"limits": {"max_request_body_bytes": 64}})
+    set_filter_config(fleet.dir, {"pass_through": True, "limits": {"max_request_body_bytes": 64}})
     t0 = time.monotonic()
     xds2 = procs.add(XdsServer(procs.log_dir, fleet.dir, name="xds-server-2", xds_port=port))
     for envoy in fleet.envoys:
@@ -213,7 +213,7 @@ async def test_node_groups_get_different_worlds(procs, tmp_path):
         {"alpha": alpha.port},
         node_groups=[{"name": "internal", "match": {"metadata": {"tier": "internal"}}}],
         extra_listeners=[{"name": "mcp_internal", "address": "127.0.0.1", "port": 0, "group": "internal", "filter": "strict"}],
-        filters={"strict": {"limits": {"max_request_body_bytes": 64}}},
+        filters={"strict": {"pass_through": True, "limits": {"max_request_body_bytes": 64}}},
     )
     xds = procs.add(XdsServer(procs.log_dir, d))
     edge = procs.envoy(ads_bootstrap(xds.xds_port, "gw-edge"), name="envoy-edge")
@@ -243,6 +243,6 @@ async def test_a_client_sending_garbage_is_dropped_without_affecting_others(proc
     assert fleet.xds.popen.poll() is None
     assert fleet.xds.metrics()["mcp_xds_connected_nodes"] == 2
     # The real Envoys are still fed.
-    set_filter_config(fleet.dir, {"limits": {"max_request_body_bytes": 64}})
+    set_filter_config(fleet.dir, {"pass_through": True, "limits": {"max_request_body_bytes": 64}})
     for envoy in fleet.envoys:
         wait_until(f"{envoy.name} to get the update", lambda: post_status(envoy) == 413, timeout=10, proc=envoy)

@@ -204,7 +204,9 @@ async def test_invalid_policy_edit_is_refused_by_file_and_field_and_both_envoys_
     print(f"\nrefused: {err['message']}")
     assert [(e["file"], e["field"]) for e in err["errors"]] == [("filter.json", field)], err
     assert message in err["errors"][0]["message"]
-    assert f"filter.json: {field}: " in err["message"]
+    # Positioned in the file as written, although the pushed document had its JWKS inlined.
+    assert err["errors"][0]["line"] and err["errors"][0]["column"], err
+    assert f"filter.json:{err['errors'][0]['line']}:{err['errors'][0]['column']}: {field}: " in err["message"]
     assert fleet.xds.metrics()["mcp_xds_config_errors_total"] == 1
 
     # Nothing was pushed: same snapshot, same ECDS version on each Envoy, same lists.

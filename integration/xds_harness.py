@@ -101,7 +101,7 @@ def write_source_dir(
             routes.append({"path": "/mcp"})
         server = {"routes": routes, "endpoints": [f"127.0.0.1:{port}"]}
         write_atomically(directory / "servers" / f"{name}.yaml", yaml.safe_dump(server, sort_keys=False))
-    set_filter_config(directory, filter_config if filter_config is not None else {})
+    set_filter_config(directory, filter_config if filter_config is not None else {"pass_through": True})
     for name, doc in (filters or {}).items():
         write_atomically(directory / "filters" / f"{name}.json", json.dumps(doc, indent=2))
     return directory

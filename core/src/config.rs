@@ -9,6 +9,7 @@
 use crate::identity::{Identity, IdentitySpec};
 use crate::policy::glob::Glob;
 use crate::policy::Policy;
+use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -82,25 +83,58 @@ pub struct FilterConfigSpec {
     /// Logical name of the MCP server behind this filter: used in stats, metadata and logs.
     #[serde(default)]
     pub server: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub limits: LimitsSpec,
     /// Who is calling: bearer JWTs, Envoy jwt_authn output, mTLS SPIFFE ids (docs/identity.md).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub identity: Option<IdentitySpec>,
-    /// Per-tool RBAC (docs/policy.md). Absent: every well-formed MCP request is allowed and
-    /// lists are not filtered (the module still parses, counts and logs).
-    #[serde(default)]
+    /// Per-tool RBAC (docs/policy.md).
+    #[serde(default, deserialize_with = "present")]
     pub policy: Option<Box<RawValue>>,
+    /// `true`: this filter intentionally judges nothing beyond well-formed JSON-RPC (no
+    /// identity, no policy). Required when neither section is given, refused when one is: a
+    /// config that judges nothing must say so, never end up that way by omission.
     #[serde(default)]
+    pub pass_through: bool,
+    #[serde(default, deserialize_with = "object")]
     pub upstream: UpstreamSpec,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub security: SecuritySpec,
     /// Principals cut off at once, whatever their tokens say.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub revoked: RevokedSpec,
     /// Test-only fault injection. Never set in production; loading it logs a warning.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub fault_injection: Option<FaultInjectionSpec>,
+}
+
+const NULL_SECTION: &str = "is null: a section that is present must be an object (leave the section out to omit it)";
+
+/// An optional section that, when present, is never `null`: `"policy": null` must not read as
+/// "no policy".
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    struct Present<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for Present<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Err(E::custom(NULL_SECTION))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Err(E::custom(NULL_SECTION))
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            T::deserialize(d).map(Some)
+        }
+    }
+    d.deserialize_option(Present(std::marker::PhantomData))
+}
+
+/// A section with defaults: absent means defaults, `null` is refused like any other type error.
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+    present(d).map(Option::unwrap_or_default)
 }
 
 /// What the upstream MCP server receives about the caller.
@@ -112,6 +146,7 @@ pub struct UpstreamSpec {
     pub pass_authorization: bool,
     /// Headers that carry the verified identity upstream. Any copy a client sends is removed
     /// first, so the upstream can trust them.
+    #[serde(deserialize_with = "object")]
     pub identity_headers: IdentityHeadersSpec,
     /// A static `Authorization` value injected per MCP server (by server name).
     pub credentials: BTreeMap<String, String>,
@@ -225,7 +260,14 @@ pub struct FilterConfig {
     pub revoked_token_ids: HashSet<String>,
     /// Lower-cased header name, when fault injection is on.
     pub panic_header: Option<String>,
+    /// Problems that do not stop the config from loading (e.g. rules no request can reach).
+    warnings: Vec<ConfigError>,
 }
+
+/// Largest `limits.max_*_bytes` accepted: the module buffers whole bodies, and a limit this
+/// large already means "no limit" in practice; larger values are refused, not capped, so the
+/// number written is the number enforced.
+pub const MAX_BODY_LIMIT_BYTES: u64 = 1 << 30;
 
 /// Lower-cased names of the identity headers sent upstream.
 #[derive(Debug, Clone, Default)]
@@ -236,6 +278,13 @@ pub struct IdentityHeaders {
 }
 
 impl FilterConfig {
+    /// Problems that do not stop the config from loading, each with its path (and, from
+    /// [`FilterConfig::from_json`], its position): `mcp-xds-server check` prints them and its
+    /// `/status` shows them.
+    pub fn warnings(&self) -> &[ConfigError] {
+        &self.warnings
+    }
+
     /// Whether a `Host`/`:authority` value passes `security.allowed_hosts`.
     pub fn host_allowed(&self, host: &str) -> bool {
         self.allowed_hosts.is_empty() || self.allowed_hosts.iter().any(|g| g.matches(&host.to_ascii_lowercase()))
@@ -259,10 +308,28 @@ impl IdentityHeaders {
 }
 
 impl FilterConfig {
-    /// Parse, validate and compile. Empty input means "all defaults".
+    /// Parse, validate and compile. The document must be a JSON object; every problem found
+    /// after parsing is given the line and column of the value its path names.
     pub fn from_json(bytes: &[u8]) -> Result<FilterConfig, ConfigErrors> {
         let spec = parse_spec(bytes)?;
-        Self::compile(spec)
+        let place = |e: &mut ConfigError| {
+            if e.line.is_none() {
+                if let Some((l, c)) = crate::locate::locate(bytes, &e.path) {
+                    e.line = Some(l);
+                    e.column = Some(c);
+                }
+            }
+        };
+        match Self::compile(spec) {
+            Ok(mut c) => {
+                c.warnings.iter_mut().for_each(place);
+                Ok(c)
+            }
+            Err(mut e) => {
+                e.0.iter_mut().for_each(place);
+                Err(e)
+            }
+        }
     }
 
     pub fn compile(spec: FilterConfigSpec) -> Result<FilterConfig, ConfigErrors> {
@@ -287,12 +354,40 @@ impl FilterConfig {
             );
         }
         let limits = spec.limits;
-        if limits.max_request_body_bytes == 0 {
-            err("limits.max_request_body_bytes", "must be greater than 0".into());
+        for (field, v) in [
+            ("max_request_body_bytes", limits.max_request_body_bytes),
+            ("max_response_body_bytes", limits.max_response_body_bytes),
+        ] {
+            if v == 0 {
+                err(&format!("limits.{field}"), "must be greater than 0".into());
+            } else if v > MAX_BODY_LIMIT_BYTES {
+                err(
+                    &format!("limits.{field}"),
+                    format!("must be at most {MAX_BODY_LIMIT_BYTES} (1 GiB), got {v}: the module buffers the whole body in memory"),
+                );
+            }
         }
-        if limits.max_response_body_bytes == 0 {
-            err("limits.max_response_body_bytes", "must be greater than 0".into());
+        match (spec.pass_through, spec.identity.is_some(), spec.policy.is_some()) {
+            (false, false, false) => err(
+                "",
+                "this config judges nothing beyond well-formed JSON-RPC (no policy, no identity): \
+                 add a policy or identity section, or set \"pass_through\": true if that is intended"
+                    .into(),
+            ),
+            (true, true, _) | (true, _, true) => err(
+                "pass_through",
+                "contradicts the policy/identity section: pass_through: true means this filter judges \
+                 nothing; remove pass_through or the section(s)"
+                    .into(),
+            ),
+            _ => {}
         }
+        // Whether any identity source can give a principal a tenant: `tenants` matchers are dead
+        // without one.
+        let maps_tenant = spec.identity.as_ref().is_some_and(|i| {
+            i.providers.iter().any(|p| p.claims.tenant.is_some())
+                || i.jwt_authn.as_ref().is_some_and(|j| j.claims.tenant.is_some())
+        });
         let identity = match spec.identity {
             None => None,
             Some(ispec) => match Identity::compile(ispec) {
@@ -310,19 +405,52 @@ impl FilterConfig {
                 }
             },
         };
+        let mut warnings = Vec::new();
         let policy = match spec.policy {
             None => None,
-            Some(raw) => match Policy::from_json(raw.get().as_bytes()) {
-                Ok(p) => Some(p),
-                Err(errs) => {
-                    for e in errs {
-                        // Positions inside the embedded policy are relative to it: report the path only.
-                        let e = e.under("policy");
-                        err(&e.path, e.message);
+            Some(raw) => {
+                let compiled = crate::policy::parse_spec(raw.get().as_bytes()).and_then(|pspec| {
+                    let mut dead = Vec::new();
+                    if !maps_tenant {
+                        for (i, r) in pspec.rules.iter().enumerate() {
+                            for (k, m) in r.principals.iter().enumerate() {
+                                if m.tenants.is_some() {
+                                    dead.push(ConfigError::at(
+                                        format!("rules[{i}].principals[{k}].tenants"),
+                                        "no identity source maps a tenant claim (identity.providers[].claims.tenant \
+                                         or identity.jwt_authn.claims.tenant), so this matcher can never match: \
+                                         map a tenant claim or remove `tenants`",
+                                    ));
+                                }
+                            }
+                        }
                     }
-                    None
+                    let p = Policy::compile(pspec);
+                    match (p, dead.is_empty()) {
+                        (Ok(p), true) => Ok(p),
+                        (Ok(_), false) => Err(dead),
+                        (Err(mut e), _) => {
+                            e.extend(dead);
+                            Err(e)
+                        }
+                    }
+                });
+                match compiled {
+                    Ok(p) => {
+                        warnings.extend(p.warnings().iter().map(|w| w.clone().under("policy")));
+                        Some(p)
+                    }
+                    Err(errs) => {
+                        for e in errs {
+                            // Positions inside the embedded policy are relative to it: from_json
+                            // locates the whole path in the whole document.
+                            let e = e.under("policy");
+                            err(&e.path, e.message);
+                        }
+                        None
+                    }
                 }
-            },
+            }
         };
         let header_name = |path: &str, v: &Option<String>, err: &mut dyn FnMut(&str, String)| -> Option<String> {
             let h = v.as_ref()?.to_ascii_lowercase();
@@ -360,6 +488,8 @@ impl FilterConfig {
                         &format!("security.{field}[{i}]"),
                         format!("must be a non-empty pattern without spaces or control characters, got {o:?}"),
                     );
+                } else if let Some(why) = crate::policy::glob::unsupported(o, crate::policy::glob::Text::Free) {
+                    err(&format!("security.{field}[{i}]"), format!("{o:?}: {why}"));
                 }
             }
         }
@@ -381,8 +511,10 @@ impl FilterConfig {
         }
         Ok(FilterConfig {
             server,
-            max_request_body_bytes: usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX),
-            max_response_body_bytes: usize::try_from(limits.max_response_body_bytes).unwrap_or(usize::MAX),
+            // At most MAX_BODY_LIMIT_BYTES (checked above): fits a usize, and + 1 cannot overflow.
+            max_request_body_bytes: usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX / 2),
+            max_response_body_bytes: usize::try_from(limits.max_response_body_bytes).unwrap_or(usize::MAX / 2),
+            warnings,
             identity,
             policy,
             pass_authorization: spec.upstream.pass_authorization,
@@ -410,8 +542,38 @@ impl FilterConfig {
 /// Parse the JSON document into its serde model, naming the path of the first structural
 /// problem (serde stops at the first one; semantic checks in `compile` report all of theirs).
 pub fn parse_spec(bytes: &[u8]) -> Result<FilterConfigSpec, ConfigErrors> {
-    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok(FilterConfigSpec::default());
+    let first = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    let refuse = |message: String, at: usize| {
+        let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+        let column = 1 + at - bytes[..at].iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        Err(ConfigErrors(vec![ConfigError {
+            path: String::new(),
+            message,
+            line: Some(line),
+            column: Some(column),
+        }]))
+    };
+    let Some(first) = first else {
+        return refuse(
+            format!(
+                "the config is empty ({} byte(s){}): a filter config is a JSON object; for a filter that \
+             intentionally judges nothing, write {{\"pass_through\": true}}",
+                bytes.len(),
+                if bytes.is_empty() { "" } else { ", whitespace only" }
+            ),
+            0,
+        );
+    };
+    if bytes[first] != b'{' {
+        let got = match bytes[first] {
+            b'[' => "an array",
+            b'"' => "a string",
+            b'n' => "null",
+            b't' | b'f' => "a boolean",
+            b'-' | b'0'..=b'9' => "a number",
+            _ => "something that is not JSON",
+        };
+        return refuse(format!("the config must be a JSON object, got {got}"), first);
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, FilterConfigSpec>(de) {
@@ -452,54 +614,236 @@ fn _assert_sync() {
 mod tests {
     use super::*;
 
+    fn errors(doc: &str) -> Vec<ConfigError> {
+        match FilterConfig::from_json(doc.as_bytes()) {
+            Ok(_) => panic!("accepted: {doc}"),
+            Err(e) => e.0,
+        }
+    }
+
+    fn ok(doc: &str) -> FilterConfig {
+        match FilterConfig::from_json(doc.as_bytes()) {
+            Ok(c) => c,
+            Err(e) => panic!("{doc}: {e}"),
+        }
+    }
+
+    const POLICY: &str = r#""policy": {"rules": []}"#;
+
     #[test]
-    fn empty_config_means_defaults() {
-        let c = FilterConfig::from_json(b"").unwrap();
+    fn an_empty_or_whitespace_only_config_is_refused_naming_pass_through() {
+        for doc in ["", "   ", "\n\t\r\n"] {
+            let e = errors(doc);
+            assert_eq!(e.len(), 1, "{doc:?}");
+            assert_eq!(e[0].path, "");
+            assert!(e[0].message.contains("the config is empty"), "{}", e[0].message);
+            assert!(e[0].message.contains("pass_through"), "{}", e[0].message);
+            assert_eq!((e[0].line, e[0].column), (Some(1), Some(1)));
+        }
+    }
+
+    #[test]
+    fn a_config_that_is_not_an_object_is_refused_with_what_it_is() {
+        for (doc, got) in [
+            ("[]", "an array"),
+            ("null", "null"),
+            ("3", "a number"),
+            ("\"x\"", "a string"),
+            ("\n  true", "a boolean"),
+        ] {
+            let e = errors(doc);
+            assert_eq!(e.len(), 1, "{doc}");
+            assert_eq!(e[0].message, format!("the config must be a JSON object, got {got}"));
+        }
+        assert_eq!(errors("\n  true")[0].line, Some(2));
+        assert_eq!(errors("\n  true")[0].column, Some(3));
+    }
+
+    #[test]
+    fn a_null_section_is_refused_not_read_as_absent() {
+        for section in [
+            "policy",
+            "identity",
+            "limits",
+            "upstream",
+            "security",
+            "revoked",
+            "fault_injection",
+        ] {
+            let doc =
+                format!("{{{POLICY}, \"{section}\": null}}").replace(&format!("{POLICY}, \"policy\""), "\"policy\"");
+            let e = errors(&doc);
+            assert_eq!(e.len(), 1, "{doc}: {e:?}");
+            assert_eq!(e[0].path, section, "{doc}");
+            assert!(
+                e[0].message.contains("a section that is present must be an object"),
+                "{}",
+                e[0].message
+            );
+            assert!(e[0].line.is_some(), "{doc}");
+        }
+        let e = errors(r#"{"pass_through": true, "upstream": {"identity_headers": null}}"#);
+        assert_eq!(e[0].path, "upstream.identity_headers");
+    }
+
+    #[test]
+    fn a_config_with_neither_policy_nor_identity_must_say_pass_through() {
+        let e = errors(r#"{"server": "demo"}"#);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].path, "");
+        assert!(
+            e[0].message
+                .contains("add a policy or identity section, or set \"pass_through\": true"),
+            "{}",
+            e[0].message
+        );
+        let c = ok(r#"{"server": "demo", "pass_through": true}"#);
+        assert_eq!(c.server, "demo");
+        assert!(c.policy.is_none() && c.identity.is_none());
+        assert!(ok(&format!("{{{POLICY}}}")).policy.is_some());
+        assert!(ok(r#"{"identity": {}}"#).identity.is_some());
+    }
+
+    #[test]
+    fn pass_through_together_with_a_policy_or_identity_is_a_contradiction() {
+        for doc in [
+            format!("{{\"pass_through\": true, {POLICY}}}"),
+            r#"{"pass_through": true, "identity": {}}"#.to_owned(),
+        ] {
+            let e = errors(&doc);
+            assert_eq!(e.len(), 1, "{doc}");
+            assert_eq!(e[0].path, "pass_through");
+            assert!(e[0].message.contains("contradicts"), "{}", e[0].message);
+            assert_eq!((e[0].line, e[0].column), (Some(1), Some(18)));
+        }
+        // pass_through: false is the default and says nothing.
+        assert!(ok(&format!("{{\"pass_through\": false, {POLICY}}}")).policy.is_some());
+    }
+
+    #[test]
+    fn defaults_apply_to_a_pass_through_config() {
+        let c = ok(r#"{"pass_through": true}"#);
         assert_eq!(c.server, "default");
         assert_eq!(c.max_request_body_bytes, 1024 * 1024);
         assert!(c.panic_header.is_none());
+        assert!(c.warnings().is_empty());
     }
 
     #[test]
     fn unknown_field_is_reported_with_path_and_position() {
-        let e = FilterConfig::from_json(b"{\n  \"limits\": {\n    \"max_request_bytes\": 5\n  }\n}").unwrap_err();
-        assert_eq!(e.0.len(), 1);
-        assert_eq!(e.0[0].path, "limits.max_request_bytes");
+        let e = errors("{\n  \"limits\": {\n    \"max_request_bytes\": 5\n  }\n}");
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].path, "limits.max_request_bytes");
         assert!(
-            e.0[0].message.contains("unknown field `max_request_bytes`"),
+            e[0].message.contains("unknown field `max_request_bytes`"),
             "{}",
-            e.0[0].message
+            e[0].message
         );
-        assert_eq!(e.0[0].line, Some(3));
+        assert_eq!(e[0].line, Some(3));
     }
 
     #[test]
     fn wrong_type_names_the_field() {
-        let e = FilterConfig::from_json(br#"{"limits":{"max_request_body_bytes":"big"}}"#).unwrap_err();
-        assert_eq!(e.0[0].path, "limits.max_request_body_bytes");
+        let e = errors(r#"{"limits":{"max_request_body_bytes":"big"}}"#);
+        assert_eq!(e[0].path, "limits.max_request_body_bytes");
     }
 
     #[test]
-    fn all_semantic_problems_are_reported_at_once() {
-        let e = FilterConfig::from_json(
-            br#"{"server":"bad name","limits":{"max_request_body_bytes":0,"max_response_body_bytes":0}}"#,
-        )
-        .unwrap_err();
-        let paths: Vec<_> = e.0.iter().map(|e| e.path.as_str()).collect();
+    fn all_semantic_problems_are_reported_at_once_with_their_positions() {
+        let e = errors(
+            "{\"pass_through\": true,\n \"server\":\"bad name\",\n \"limits\":{\"max_request_body_bytes\":0,\n \"max_response_body_bytes\":0}}",
+        );
+        let got: Vec<_> = e.iter().map(|e| (e.path.as_str(), e.line)).collect();
         assert_eq!(
-            paths,
+            got,
             [
-                "server",
-                "limits.max_request_body_bytes",
-                "limits.max_response_body_bytes"
+                ("server", Some(2)),
+                ("limits.max_request_body_bytes", Some(3)),
+                ("limits.max_response_body_bytes", Some(4))
             ]
         );
-        assert!(e.to_string().contains("3 problem(s)"));
+        assert_eq!(e[0].column, Some(11));
+    }
+
+    #[test]
+    fn body_limits_above_one_gibibyte_are_refused_so_adding_one_never_overflows() {
+        let e = errors(&format!(
+            r#"{{"pass_through": true, "limits": {{"max_request_body_bytes": {}, "max_response_body_bytes": 18446744073709551615}}}}"#,
+            MAX_BODY_LIMIT_BYTES + 1
+        ));
+        let paths: Vec<_> = e.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["limits.max_request_body_bytes", "limits.max_response_body_bytes"]
+        );
+        assert!(e[0].message.contains("at most 1073741824 (1 GiB)"), "{}", e[0].message);
+        let c = ok(&format!(
+            r#"{{"pass_through": true, "limits": {{"max_request_body_bytes": {MAX_BODY_LIMIT_BYTES}}}}}"#
+        ));
+        assert_eq!(c.max_request_body_bytes, 1 << 30);
+        assert!(c.max_request_body_bytes.checked_add(1).is_some());
     }
 
     #[test]
     fn fault_injection_header_is_lowercased() {
-        let c = FilterConfig::from_json(br#"{"fault_injection":{"panic_header":"X-Test-Panic"}}"#).unwrap();
+        let c = ok(r#"{"pass_through": true, "fault_injection":{"panic_header":"X-Test-Panic"}}"#);
         assert_eq!(c.panic_header.as_deref(), Some("x-test-panic"));
+    }
+
+    #[test]
+    fn a_policy_error_carries_its_line_in_the_whole_document() {
+        let e = errors("{\n \"policy\": {\"rules\": [\n  {\"id\": \"r\", \"effect\": \"allow\", \"principals\": [{}],\n   \"tools\": [\"delete_?\"]}]}\n}");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].path, "policy.rules[0].tools[0]");
+        assert!(e[0].message.contains("only `*`"), "{}", e[0].message);
+        assert_eq!((e[0].line, e[0].column), (Some(4), Some(14)));
+    }
+
+    #[test]
+    fn tenant_matchers_are_refused_when_no_identity_source_maps_a_tenant() {
+        let rule = r#"{"id": "t", "effect": "allow", "principals": [{"groups": ["a"]}, {"tenants": ["acme"]}], "tools": ["*"]}"#;
+        let e = errors(&format!(r#"{{"policy": {{"rules": [{rule}]}}}}"#));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].path, "policy.rules[0].principals[1].tenants");
+        assert!(
+            e[0].message.contains("no identity source maps a tenant claim"),
+            "{}",
+            e[0].message
+        );
+        assert!(e[0].line.is_some());
+        let e = errors(&format!(
+            r#"{{"identity": {{"jwt_authn": {{"payload_header": "x-jwt"}}}}, "policy": {{"rules": [{rule}]}}}}"#
+        ));
+        assert_eq!(e[0].path, "policy.rules[0].principals[1].tenants");
+        // Mapped by jwt_authn: fine.
+        ok(&format!(
+            r#"{{"identity": {{"jwt_authn": {{"payload_header": "x-jwt", "claims": {{"tenant": "tid"}}}}}}, "policy": {{"rules": [{rule}]}}}}"#
+        ));
+    }
+
+    #[test]
+    fn a_rule_shadowed_by_a_deny_all_rule_is_a_warning_with_its_position() {
+        let c = ok(concat!(
+            "{\"policy\": {\"rules\": [\n",
+            "  {\"id\": \"ok\", \"effect\": \"allow\", \"principals\": [{}], \"tools\": [\"search\"]},\n",
+            "  {\"id\": \"none\", \"effect\": \"deny\", \"principals\": [{}], \"tools\": [\"*\"]}\n",
+            "]}}"
+        ));
+        let w = c.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].path, "policy.rules[0].tools");
+        assert!(
+            w[0].message.contains("shadowed by rules[1] (\"none\")"),
+            "{}",
+            w[0].message
+        );
+        assert_eq!(w[0].line, Some(2));
+    }
+
+    #[test]
+    fn security_patterns_with_foreign_syntax_are_refused() {
+        let e = errors(r#"{"pass_through": true, "security": {"allowed_hosts": ["re:.*", "[::1]:*"]}}"#);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].path, "security.allowed_hosts[0]");
     }
 }

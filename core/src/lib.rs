@@ -8,6 +8,7 @@
 //! Layout, one job per module:
 //! - [`config`]: the filter configuration document: parse → validate → compile, every problem
 //!   reported at once with its path and position.
+//! - [`locate`]: where a config path sits in the JSON text, so post-parse problems carry a line.
 //! - [`jsonrpc`]: lazy, borrowing parse of JSON-RPC 2.0 messages (single or batch) as MCP
 //!   Streamable HTTP carries them; only the envelope and the fields a decision needs.
 //! - [`mcp`]: MCP method vocabulary: which method is which, what its subject is, and a bounded
@@ -19,6 +20,7 @@
 pub mod config;
 pub mod identity;
 pub mod jsonrpc;
+pub mod locate;
 pub mod mcp;
 pub mod mcp_headers;
 pub mod policy;

@@ -99,7 +99,7 @@ fn a_token_differing_only_in_its_last_byte_is_not_a_cache_hit() {
 }
 
 #[test]
-fn a_config_reload_empties_the_workers_cache() {
+fn a_config_reload_never_serves_the_old_configs_cached_principal() {
     let old = identity(json!({}));
     let mut cache = old.new_token_cache();
     let t = rs256(&claims());

@@ -354,7 +354,7 @@ mod tests {
     }
 
     fn world() -> Arc<World> {
-        world_with_filter("{}")
+        world_with_filter(r#"{"pass_through":true}"#)
     }
 
     fn node() -> Node {
@@ -458,7 +458,9 @@ mod tests {
             .unwrap()
             .responses
             .is_empty());
-        let step = s.set_world(Some(world_with_filter(r#"{"limits":{"max_request_body_bytes":7}}"#)));
+        let step = s.set_world(Some(world_with_filter(
+            r#"{"pass_through":true,"limits":{"max_request_body_bytes":7}}"#,
+        )));
         let r = one(&step);
         assert_ne!(r.version_info, e.version_info);
         assert_eq!(s.status()["ecds"].held_nacked_version, None);
@@ -473,7 +475,7 @@ mod tests {
         .clone();
         s.handle_request(req(EXTENSION, &["mcp_policy/default"], &r1.version_info, &r1.nonce))
             .unwrap();
-        let r2 = one(&s.set_world(Some(world_with_filter(r#"{"server":"x"}"#)))).clone();
+        let r2 = one(&s.set_world(Some(world_with_filter(r#"{"pass_through":true,"server":"x"}"#)))).clone();
         // Envoy's late request carrying the first nonce (even a NACK) is stale.
         let step = s
             .handle_request(nack(EXTENSION, &["mcp_policy/default"], "", &r1.nonce, "late"))
@@ -500,11 +502,11 @@ mod tests {
         .clone();
         // Two updates before Envoy answers: nothing goes out while one is in flight.
         assert!(s
-            .set_world(Some(world_with_filter(r#"{"server":"a"}"#)))
+            .set_world(Some(world_with_filter(r#"{"pass_through":true,"server":"a"}"#)))
             .responses
             .is_empty());
         assert!(s
-            .set_world(Some(world_with_filter(r#"{"server":"b"}"#)))
+            .set_world(Some(world_with_filter(r#"{"pass_through":true,"server":"b"}"#)))
             .responses
             .is_empty());
         // The ACK of the first brings the latest (coalesced) state.
@@ -515,7 +517,7 @@ mod tests {
         assert_ne!(r2.version_info, r1.version_info);
         assert_eq!(
             r2.version_info,
-            world_with_filter(r#"{"server":"b"}"#)
+            world_with_filter(r#"{"pass_through":true,"server":"b"}"#)
                 .snapshot_for(&node())
                 .select(EXTENSION, true, &BTreeSet::new())
                 .version
@@ -536,7 +538,9 @@ mod tests {
             let r = one(&s.handle_request(req(t, &names, "", "")).unwrap()).clone();
             s.handle_request(req(t, &names, &r.version_info, &r.nonce)).unwrap();
         }
-        let step = s.set_world(Some(world_with_filter(r#"{"limits":{"max_request_body_bytes":1}}"#)));
+        let step = s.set_world(Some(world_with_filter(
+            r#"{"pass_through":true,"limits":{"max_request_body_bytes":1}}"#,
+        )));
         assert_eq!(one(&step).type_url, EXTENSION);
     }
 

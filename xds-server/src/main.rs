@@ -48,7 +48,12 @@ fn check_filters(files: &[std::path::PathBuf]) -> ExitCode {
                 ok = false;
             }
             Ok(bytes) => match mcp_policy_core::config::FilterConfig::from_json(&bytes) {
-                Ok(_) => println!("{f}: ok"),
+                Ok(config) => {
+                    println!("{f}: ok");
+                    for w in config.warnings() {
+                        println!("{f}: warning: {w}");
+                    }
+                }
                 Err(errors) => {
                     eprintln!("{f}: {errors}");
                     ok = false;
@@ -76,6 +81,9 @@ fn check_dir(dir: &Path) -> ExitCode {
                 for t in TYPES {
                     println!("    {:<4} {}", mcp_xds::snapshot::short_name(t), s.names(t).join(", "));
                 }
+            }
+            for w in &world.warnings {
+                println!("warning: {w}");
             }
             ExitCode::SUCCESS
         }

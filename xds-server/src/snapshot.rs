@@ -143,6 +143,8 @@ pub struct World {
     groups: Vec<NodeGroup>,
     ungrouped: Arc<Snapshot>,
     by_group: BTreeMap<String, Arc<Snapshot>>,
+    /// The filter configs' warnings (published anyway; shown on `/status`).
+    pub warnings: Vec<crate::source::SourceError>,
 }
 
 impl World {
@@ -163,6 +165,7 @@ impl World {
             groups: model.groups.clone(),
             ungrouped,
             by_group,
+            warnings: model.warnings(),
         })
     }
 
@@ -699,7 +702,10 @@ mod tests {
         let fc = dm.filter_config.unwrap();
         assert_eq!(fc.type_url, "type.googleapis.com/google.protobuf.StringValue");
         let json = StringValue::decode(fc.value.as_slice()).unwrap().value;
-        assert_eq!(json, r#"{"limits": {"max_request_body_bytes": 65536}}"#);
+        assert_eq!(
+            json,
+            r#"{"pass_through": true, "limits": {"max_request_body_bytes": 65536}}"#
+        );
     }
 
     #[test]
@@ -773,7 +779,7 @@ mod tests {
         let mut files = example();
         files.files.insert(
             "filter.json".into(),
-            br#"{"limits": {"max_request_body_bytes": 10}}"#.to_vec(),
+            br#"{"pass_through": true, "limits": {"max_request_body_bytes": 10}}"#.to_vec(),
         );
         let after = World::build(&files.validate().unwrap())
             .unwrap()

@@ -277,6 +277,15 @@ pub struct Model {
     pub filters: BTreeMap<String, Filter>,
 }
 
+impl Model {
+    /// Every filter config's warnings, files in name order.
+    pub fn warnings(&self) -> Vec<SourceError> {
+        let mut w: Vec<SourceError> = self.filters.values().flat_map(|f| f.warnings.iter().cloned()).collect();
+        w.sort_by(|a, b| a.file.cmp(&b.file));
+        w
+    }
+}
+
 /// Nodes are put in the first group whose every criterion matches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeGroup {
@@ -338,6 +347,10 @@ pub struct Filter {
     pub file: String,
     /// The document exactly as written; it is what the module receives.
     pub json: String,
+    /// What the module's own check warns about (rules no request can reach): published
+    /// anyway, shown by `check` and on `/status`.
+    #[serde(skip)]
+    pub warnings: Vec<SourceError>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -494,28 +507,31 @@ fn validate_filter(
         .unwrap_or_else(|| bytes.to_vec());
     // Exactly the module's own validation, on exactly the bytes Envoy will receive: a document
     // accepted here is accepted by the module.
+    // Positions in a document we rewrote would point into text nobody wrote: find the path in
+    // the file as written instead (inlining only replaces `jwks_file` values).
+    let as_written = |e: mcp_policy_core::config::ConfigError| {
+        let (line, column) = if inlined.is_some() {
+            mcp_policy_core::locate::locate(bytes, &e.path).unzip()
+        } else {
+            (e.line, e.column)
+        };
+        SourceError {
+            file: path.to_owned(),
+            field: e.path,
+            message: e.message,
+            line,
+            column,
+        }
+    };
     match FilterConfig::from_json(&pushed) {
-        Ok(_) => Some(Filter {
+        Ok(config) => Some(Filter {
             name: name.to_owned(),
             file: path.to_owned(),
+            warnings: config.warnings().iter().cloned().map(as_written).collect(),
             json: String::from_utf8(pushed).unwrap_or_default(),
         }),
         Err(errs) => {
-            for e in errs.0 {
-                // Positions in a document we rewrote would point into text nobody wrote.
-                let (line, column) = if inlined.is_some() {
-                    (None, None)
-                } else {
-                    (e.line, e.column)
-                };
-                errors.push(SourceError {
-                    file: path.to_owned(),
-                    field: e.path,
-                    message: e.message,
-                    line,
-                    column,
-                });
-            }
+            errors.extend(errs.0.into_iter().map(as_written));
             None
         }
     }
@@ -911,7 +927,10 @@ connect_timeout_ms: 500
             ("gateways.yaml", GATEWAYS),
             ("servers/demo.yaml", DEMO),
             ("servers/alpha.yaml", ALPHA),
-            ("filter.json", r#"{"limits": {"max_request_body_bytes": 65536}}"#),
+            (
+                "filter.json",
+                r#"{"pass_through": true, "limits": {"max_request_body_bytes": 65536}}"#,
+            ),
         ])
     }
 
@@ -931,7 +950,7 @@ connect_timeout_ms: 500
         assert_eq!(m.servers["alpha"].endpoints.len(), 2);
         assert_eq!(
             m.filters["default"].json,
-            r#"{"limits": {"max_request_body_bytes": 65536}}"#
+            r#"{"pass_through": true, "limits": {"max_request_body_bytes": 65536}}"#
         );
     }
 
@@ -956,7 +975,7 @@ connect_timeout_ms: 500
         let mut f = example();
         f.files.insert(
             "filter.json".into(),
-            b"{\"limits\": {\"max_request_body_bytes\": 0}}".to_vec(),
+            b"{\"pass_through\": true, \"limits\": {\"max_request_body_bytes\": 0}}".to_vec(),
         );
         let e = errors_of(f);
         // Only the cause: the listener's reference to the broken file is not reported again.
@@ -966,6 +985,14 @@ connect_timeout_ms: 500
             ("filter.json", "limits.max_request_body_bytes")
         );
         assert!(e[0].message.contains("greater than 0"), "{}", e[0]);
+        // A semantic error carries its position too.
+        assert_eq!((e[0].line, e[0].column), (Some(1), Some(61)));
+        assert!(
+            e[0].to_string()
+                .starts_with("filter.json:1:61: limits.max_request_body_bytes"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
@@ -1064,7 +1091,7 @@ connect_timeout_ms: 500
                 "servers/s.yaml",
                 "routes: [{prefix: nope}]\nendpoints: ['1.2.3.4:0']\nconnect_timeout_ms: 0\n",
             ),
-            ("filter.json", "{}"),
+            ("filter.json", r#"{"pass_through": true}"#),
         ]);
         let e = errors_of(f);
         assert!(e.len() >= 4, "{e:?}");

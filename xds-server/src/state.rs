@@ -194,6 +194,7 @@ impl Shared {
                 "groups": snapshots,
             },
             "config": inner.config,
+            "warnings": world.as_ref().map(|w| w.warnings.clone()).unwrap_or_default(),
             "resend_interval_ms": self.resend_interval_ms,
             "connected": inner.streams.len(),
             "nodes": inner.streams.values().collect::<Vec<_>>(),

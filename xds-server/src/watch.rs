@@ -145,6 +145,9 @@ pub fn act(outcome: Outcome, shared: &Shared) {
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
+            for w in &world.warnings {
+                log::warn(&format!("config warning (published anyway): {w}"));
+            }
             shared.publish(world, fp);
         }
         Outcome::Refuse(errors, fp) => {
@@ -201,9 +204,10 @@ mod tests {
         let mut l = Loader::default();
         l.observe(Ok(example()), false);
         let mut changed = example();
-        changed
-            .files
-            .insert("filter.json".into(), b"{\"server\": \"x\"}".to_vec());
+        changed.files.insert(
+            "filter.json".into(),
+            b"{\"server\": \"x\", \"pass_through\": true}".to_vec(),
+        );
         assert!(matches!(l.observe(Ok(changed.clone()), true), Outcome::Settling));
         assert!(matches!(l.observe(Ok(changed), true), Outcome::Apply(..)));
     }
@@ -231,5 +235,110 @@ mod tests {
         let err = SourceErrors(vec![]);
         l.observe(Err(err.clone()), true);
         assert!(matches!(l.observe(Err(err), true), Outcome::Refuse(..)));
+    }
+
+    fn with_filter(bytes: &[u8]) -> SourceFiles {
+        let mut f = example();
+        f.files.insert("filter.json".into(), bytes.to_vec());
+        f
+    }
+
+    /// Polls `read` `n` times as the watcher would and says whether any of them applied.
+    fn applies_within(l: &mut Loader, read: &Result<SourceFiles, SourceErrors>, n: usize) -> bool {
+        (0..n).any(|_| matches!(l.observe(read.clone(), true), Outcome::Apply(..)))
+    }
+
+    #[test]
+    fn an_empty_filter_json_is_refused_however_long_it_stays_empty() {
+        for empty in [&b""[..], b"  \n", b"{}", b"null", b"{\"policy\": null}"] {
+            let mut l = Loader::default();
+            assert!(matches!(l.observe(Ok(example()), false), Outcome::Apply(..)));
+            let read = Ok(with_filter(empty));
+            assert!(matches!(l.observe(read.clone(), true), Outcome::Settling));
+            match l.observe(read.clone(), true) {
+                Outcome::Refuse(e, _) => {
+                    assert_eq!(e.0[0].file, "filter.json", "{:?}", String::from_utf8_lossy(empty));
+                    assert!(!e.0[0].message.is_empty());
+                }
+                o => panic!("{:?}: {o:?}", String::from_utf8_lossy(empty)),
+            }
+            assert!(
+                !applies_within(&mut l, &read, 1000),
+                "{:?}",
+                String::from_utf8_lossy(empty)
+            );
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_a_file_being_written_is_refused() {
+        let full = br#"{"policy": {"rules": [{"id": "no-delete", "effect": "deny", "principals": [{}], "tools": ["delete_*"]}]}, "identity": {}}"#;
+        assert!(load(&with_filter(full)).is_ok());
+        for n in 0..full.len() {
+            let mut l = Loader::default();
+            l.observe(Ok(example()), false);
+            let read = Ok(with_filter(&full[..n]));
+            assert!(!applies_within(&mut l, &read, 3), "prefix of {n} bytes was applied");
+        }
+    }
+
+    #[test]
+    fn a_filter_json_that_disappears_or_cannot_be_read_keeps_the_last_good_snapshot() {
+        let mut l = Loader::default();
+        l.observe(Ok(example()), false);
+        let mut gone = example();
+        gone.files.remove("filter.json");
+        let read = Ok(gone);
+        l.observe(read.clone(), true);
+        match l.observe(read.clone(), true) {
+            Outcome::Refuse(e, _) => assert!(e.to_string().contains("filter.json"), "{e}"),
+            o => panic!("{o:?}"),
+        }
+        assert!(!applies_within(&mut l, &read, 100));
+        let unreadable: Result<SourceFiles, SourceErrors> = Err(SourceErrors(vec![SourceError {
+            file: "filter.json".into(),
+            field: String::new(),
+            message: "cannot read: Permission denied".into(),
+            line: None,
+            column: None,
+        }]));
+        assert!(!applies_within(&mut l, &unreadable, 100));
+    }
+
+    #[test]
+    fn truncate_then_write_cycles_apply_only_complete_files() {
+        let a = br#"{"policy": {"rules": []}, "server": "a"}"#.to_vec();
+        let b = br#"{"policy": {"rules": []}, "server": "b"}"#.to_vec();
+        let mut l = Loader::default();
+        l.observe(Ok(with_filter(&a)), false);
+        for (i, next) in [&b, &a, &b].into_iter().enumerate() {
+            // The writer truncated: the empty file is seen for one poll or for many.
+            for _ in 0..=(i * 3) {
+                assert!(!matches!(l.observe(Ok(with_filter(b"")), true), Outcome::Apply(..)));
+            }
+            let full = Ok(with_filter(next));
+            let applied: Vec<_> = (0..2)
+                .filter_map(|_| match l.observe(full.clone(), true) {
+                    Outcome::Apply(w, ..) => Some(w),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(applied.len(), 1, "the complete file is applied once it settles");
+        }
+    }
+
+    #[test]
+    fn a_policy_warning_is_published_with_the_world() {
+        let doc = br#"{"policy": {"rules": [{"id": "a", "effect": "allow", "principals": [{}], "tools": ["x"]}, {"id": "d", "effect": "deny", "principals": [{}], "tools": ["*"]}]}}"#;
+        let mut l = Loader::default();
+        match l.observe(Ok(with_filter(doc)), false) {
+            Outcome::Apply(w, ..) => {
+                assert_eq!(w.warnings.len(), 1, "{:?}", w.warnings);
+                assert_eq!(w.warnings[0].file, "filter.json");
+                assert_eq!(w.warnings[0].field, "policy.rules[0].tools");
+                assert_eq!(w.warnings[0].line, Some(1));
+            }
+            o => panic!("{o:?}"),
+        }
     }
 }

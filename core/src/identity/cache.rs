@@ -2,6 +2,8 @@
 //! compare instead of a signature check.
 //!
 //! One per worker thread (the filter keeps it in a `thread_local`): no locks, no sharing.
+//! Entries are kept per identity config (a few configs, least recently used dropped whole), so
+//! two filter configs alternating on one worker keep their caches.
 //! Entries die at the token's `exp` + leeway, exactly when verification would start failing.
 //! A hit compares the *full* token, so a hash collision can only cause a miss, never another
 //! token's principal. Hits do not allocate (an `Arc` clone).
@@ -24,14 +26,29 @@ struct Slot {
     dead_at: u64,
 }
 
-/// A bounded map of verified token → principal. Create it with
-/// [`super::Identity::new_token_cache`]; pass it to [`super::Identity::verify_bearer_cached`].
+/// How many identity configs one worker keeps a cache for. Envoy can run several filter configs
+/// (listeners, ECDS names, a reload in flight) on one worker; keying by config means requests
+/// alternating between two of them do not empty each other's cache. Beyond this, the least
+/// recently used config's cache is dropped whole.
+pub const MAX_IDENTITY_CACHES: usize = 4;
+
+/// Verified token → principal, per identity config, each bounded. Create it with
+/// [`super::Identity::new_token_cache`] (or [`TokenCache::new`]); pass it to
+/// [`super::Identity::verify_bearer_cached`].
+///
+/// `get`, `insert`, `len` and `clear` act on the cache of the identity config used last.
 pub struct TokenCache {
-    /// Which compiled [`super::Identity`] filled it: a config reload empties the cache, so a
-    /// token is never trusted on a removed provider's say-so.
+    hasher: Hashing,
+    /// Most recently used first; at most [`MAX_IDENTITY_CACHES`].
+    shards: Vec<Shard>,
+}
+
+/// The cache of one compiled [`super::Identity`]: a token is only ever trusted on the say-so of
+/// the config that verified it, so a reload never serves a removed provider's principal.
+struct Shard {
+    /// The identity's id; 0 until one binds it.
     owner: u64,
     capacity: usize,
-    hasher: Hashing,
     /// Hash of the token tail → index into `slots`. Keys are already hashes: no re-hashing.
     index: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
     slots: Vec<Slot>,
@@ -44,45 +61,77 @@ enum Hashing {
     Constant,
 }
 
+impl Shard {
+    fn new(owner: u64, capacity: usize) -> Shard {
+        Shard {
+            owner,
+            capacity,
+            index: HashMap::with_capacity_and_hasher(capacity.min(4096), BuildHasherDefault::default()),
+            slots: Vec::with_capacity(capacity.min(4096)),
+        }
+    }
+}
+
 impl TokenCache {
-    /// An empty cache holding at most `capacity` tokens (0: caching off).
+    /// An empty cache holding at most `capacity` tokens per identity config (0: caching off).
     pub fn new(capacity: usize) -> TokenCache {
         TokenCache::with_hashing(capacity, Hashing::Random(RandomState::new()))
     }
 
     fn with_hashing(capacity: usize, hasher: Hashing) -> TokenCache {
         TokenCache {
-            owner: 0,
-            capacity,
             hasher,
-            index: HashMap::with_capacity_and_hasher(capacity.min(4096), BuildHasherDefault::default()),
-            slots: Vec::with_capacity(capacity.min(4096)),
+            shards: vec![Shard::new(0, capacity)],
         }
     }
 
+    fn current(&self) -> Option<&Shard> {
+        self.shards.first()
+    }
+
+    /// Entries of the identity config used last.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.current().map_or(0, |s| s.slots.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.len() == 0
     }
 
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.current().map_or(0, |s| s.capacity)
     }
 
+    /// How many identity configs currently have a cache here.
+    pub fn identities(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Forget the entries of the identity config used last.
     pub fn clear(&mut self) {
-        self.slots.clear();
-        self.index.clear();
+        if let Some(s) = self.shards.first_mut() {
+            s.slots.clear();
+            s.index.clear();
+        }
     }
 
-    /// Adopt `owner`'s entries policy: if another identity filled the cache, forget it all.
+    /// Make `owner`'s cache the current one: found and moved to the front, or created (the
+    /// least recently used one is dropped when [`MAX_IDENTITY_CACHES`] are held).
     pub(crate) fn bind(&mut self, owner: u64, capacity: usize) {
-        if self.owner != owner {
-            self.clear();
-            self.owner = owner;
-            self.capacity = capacity;
+        match self.shards.iter().position(|s| s.owner == owner) {
+            Some(0) => {}
+            Some(i) => {
+                let s = self.shards.remove(i);
+                self.shards.insert(0, s);
+            }
+            None => match self.shards.first_mut() {
+                // A fresh cache nobody has bound yet: adopt it, but never its entries.
+                Some(s) if s.owner == 0 => *s = Shard::new(owner, capacity),
+                _ => {
+                    self.shards.truncate(MAX_IDENTITY_CACHES - 1);
+                    self.shards.insert(0, Shard::new(owner, capacity));
+                }
+            },
         }
     }
 
@@ -100,13 +149,14 @@ impl TokenCache {
     /// The cached principal for exactly this token, if it is still alive at `now`.
     pub fn get(&mut self, token: &str, now: u64) -> Option<Arc<Principal>> {
         let h = self.hash(token);
-        let &i = self.index.get(&h)?;
-        let slot = self.slots.get(i)?;
+        let shard = self.shards.first_mut()?;
+        let &i = shard.index.get(&h)?;
+        let slot = shard.slots.get(i)?;
         if &*slot.token != token {
             return None;
         }
         if now >= slot.dead_at {
-            self.remove_at(i);
+            shard.remove_at(i);
             return None;
         }
         Some(Arc::clone(&slot.principal))
@@ -115,25 +165,30 @@ impl TokenCache {
     /// Remember a verified token until `dead_at` (exclusive). When full, expired entries go
     /// first, then the one closest to expiry. A token with the same hash replaces the old one.
     pub fn insert(&mut self, token: &str, principal: Arc<Principal>, dead_at: u64, now: u64) {
-        if self.capacity == 0 || now >= dead_at {
+        let hash = self.hash(token);
+        let Some(shard) = self.shards.first_mut() else {
+            return;
+        };
+        if shard.capacity == 0 || now >= dead_at {
             return;
         }
-        let hash = self.hash(token);
-        if let Some(&i) = self.index.get(&hash) {
-            self.remove_at(i);
+        if let Some(&i) = shard.index.get(&hash) {
+            shard.remove_at(i);
         }
-        if self.slots.len() >= self.capacity {
-            self.evict(now);
+        if shard.slots.len() >= shard.capacity {
+            shard.evict(now);
         }
-        self.index.insert(hash, self.slots.len());
-        self.slots.push(Slot {
+        shard.index.insert(hash, shard.slots.len());
+        shard.slots.push(Slot {
             hash,
             token: token.into(),
             principal,
             dead_at,
         });
     }
+}
 
+impl Shard {
     /// Make room for one: O(capacity), run only on an insert into a full cache, i.e. right
     /// after a signature check that costs far more.
     fn evict(&mut self, now: u64) {
@@ -171,8 +226,9 @@ impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print tokens.
         f.debug_struct("TokenCache")
-            .field("len", &self.slots.len())
-            .field("capacity", &self.capacity)
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("identities", &self.shards.len())
             .finish()
     }
 }
@@ -217,6 +273,50 @@ mod tests {
         assert!(c.get("token-a", 1).is_none());
         assert_eq!(c.get("token-b", 1).map(|p| p.subject.clone()).as_deref(), Some("bob"));
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn two_identity_configs_alternating_on_one_worker_keep_their_caches() {
+        let mut c = TokenCache::new(8);
+        c.bind(1, 8);
+        c.insert("t1", principal("alice"), 100, 0);
+        c.bind(2, 8);
+        assert!(c.get("t1", 1).is_none(), "config 2 never sees config 1's token");
+        c.insert("t2", principal("bob"), 100, 0);
+        for _ in 0..3 {
+            c.bind(1, 8);
+            assert_eq!(c.get("t1", 1).map(|p| p.subject.clone()).as_deref(), Some("alice"));
+            assert!(c.get("t2", 1).is_none());
+            c.bind(2, 8);
+            assert_eq!(c.get("t2", 1).map(|p| p.subject.clone()).as_deref(), Some("bob"));
+        }
+        assert_eq!(c.identities(), 2);
+    }
+
+    #[test]
+    fn the_least_recently_used_identity_cache_is_dropped_whole() {
+        let mut c = TokenCache::new(8);
+        for owner in 1..=MAX_IDENTITY_CACHES as u64 {
+            c.bind(owner, 8);
+            c.insert("t", principal(&owner.to_string()), 100, 0);
+        }
+        c.bind(1, 8); // 1 is now the most recent; 2 the least
+        c.bind(99, 8);
+        assert_eq!(c.identities(), MAX_IDENTITY_CACHES);
+        c.bind(2, 8);
+        assert!(c.get("t", 1).is_none(), "2 was dropped");
+        c.bind(1, 8);
+        assert_eq!(c.get("t", 1).map(|p| p.subject.clone()).as_deref(), Some("1"));
+        assert!(c.identities() <= MAX_IDENTITY_CACHES);
+    }
+
+    #[test]
+    fn a_fresh_cache_bound_by_a_config_does_not_keep_unowned_entries() {
+        let mut c = TokenCache::new(8);
+        c.insert("t", principal("x"), 100, 0);
+        c.bind(5, 8);
+        assert!(c.get("t", 1).is_none());
+        assert_eq!(c.identities(), 1);
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub mod metadata;
 pub mod spec;
 pub mod spiffe;
 
-pub use cache::TokenCache;
+pub use cache::{TokenCache, MAX_IDENTITY_CACHES};
 pub use error::{AuthError, ClaimProblem};
 pub use header::{bearer_token, parse_bearer};
 pub use jwt::MAX_TOKEN_BYTES;

@@ -1,7 +1,8 @@
 //! Tool-call argument constraints: compiled from [`ArgumentSpec`], checked against the raw
 //! `arguments` text of a `tools/call` only when a rule that carries them is reached.
 
-use super::glob::{any_matches, Glob};
+use super::decimal::Decimal;
+use super::glob::{self, any_matches, Glob};
 use super::pointer::{self, Found, Segment};
 use super::spec::{ArgumentSpec, JsonType};
 use serde::de::{self, Visitor};
@@ -25,7 +26,9 @@ pub(crate) enum Outcome {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Scalar {
     Str(Box<str>),
-    Num(f64),
+    /// The number's text as serde_json writes it: exact for integers (any `i64`/`u64`) and for
+    /// every decimal an `f64` round-trips; compared by [`Decimal`], never through `f64`.
+    Num(Box<str>),
     Bool(bool),
     Null,
 }
@@ -35,7 +38,11 @@ impl Scalar {
     pub(crate) fn from_json(v: &Value) -> Option<Scalar> {
         Some(match v {
             Value::String(s) => Scalar::Str(s.as_str().into()),
-            Value::Number(n) => Scalar::Num(n.as_f64()?),
+            Value::Number(n) => {
+                let text = n.to_string();
+                Decimal::parse(&text)?;
+                Scalar::Num(text.into())
+            }
             Value::Bool(b) => Scalar::Bool(*b),
             Value::Null => Scalar::Null,
             Value::Array(_) | Value::Object(_) => return None,
@@ -51,8 +58,8 @@ pub(crate) struct Constraint {
     kind: Option<JsonType>,
     patterns: Option<Box<[Glob]>>,
     one_of: Option<Box<[Scalar]>>,
-    minimum: Option<f64>,
-    maximum: Option<f64>,
+    minimum: Option<Box<str>>,
+    maximum: Option<Box<str>>,
     max_length: Option<usize>,
     optional: bool,
 }
@@ -103,9 +110,26 @@ impl Constraint {
                 ));
             }
         }
-        if let (Some(lo), Some(hi)) = (s.minimum, s.maximum) {
-            if lo > hi {
-                errs.push((".minimum".into(), format!("minimum {lo} is greater than maximum {hi}")));
+        let bound = |n: &Option<serde_json::Number>| n.as_ref().map(|n| Box::<str>::from(n.to_string()));
+        let (minimum, maximum) = (bound(&s.minimum), bound(&s.maximum));
+        for (field, b) in [(".minimum", &minimum), (".maximum", &maximum)] {
+            if b.as_deref().is_some_and(|t| Decimal::parse(t).is_none()) {
+                errs.push((field.into(), "must be a finite number".into()));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (
+            minimum.as_deref().and_then(Decimal::parse),
+            maximum.as_deref().and_then(Decimal::parse),
+        ) {
+            if lo.cmp(&hi) == std::cmp::Ordering::Greater {
+                errs.push((
+                    ".minimum".into(),
+                    format!(
+                        "minimum {} is greater than maximum {}",
+                        minimum.as_deref().unwrap_or_default(),
+                        maximum.as_deref().unwrap_or_default()
+                    ),
+                ));
             }
         }
         let patterns = s.patterns.as_ref().map(|ps| {
@@ -115,6 +139,8 @@ impl Constraint {
             for (i, p) in ps.iter().enumerate() {
                 if p.is_empty() {
                     errs.push((format!(".patterns[{i}]"), "empty pattern".into()));
+                } else if let Some(why) = glob::unsupported(p, glob::Text::Free) {
+                    errs.push((format!(".patterns[{i}]"), format!("{p:?}: {why}")));
                 }
             }
             ps.iter().map(|p| Glob::new(p)).collect::<Box<[_]>>()
@@ -145,8 +171,8 @@ impl Constraint {
             kind: s.kind,
             patterns,
             one_of,
-            minimum: s.minimum,
-            maximum: s.maximum,
+            minimum,
+            maximum,
             max_length,
             optional: s.optional,
         })
@@ -203,7 +229,13 @@ impl Constraint {
         }
         if self.minimum.is_some() || self.maximum.is_some() {
             let Leaf::Num(x, _) = v else { return false };
-            if self.minimum.is_some_and(|lo| *x < lo) || self.maximum.is_some_and(|hi| *x > hi) {
+            let below = |bound: &Option<Box<str>>, o: std::cmp::Ordering| {
+                // A bound that does not parse was refused at compile time; fail closed anyway.
+                bound
+                    .as_deref()
+                    .is_some_and(|b| Decimal::parse(b).is_none_or(|b| x.cmp(&b) == o))
+            };
+            if below(&self.minimum, std::cmp::Ordering::Less) || below(&self.maximum, std::cmp::Ordering::Greater) {
                 return false;
             }
         }
@@ -221,8 +253,8 @@ impl Constraint {
 #[derive(Debug)]
 enum Leaf<'a> {
     Str(Cow<'a, str>),
-    /// The value, and whether it has no fractional part.
-    Num(f64, bool),
+    /// The value (by its exact decimal text), and whether it has no fractional part.
+    Num(Decimal<'a>, bool),
     Bool(bool),
     Null,
     Array,
@@ -244,10 +276,11 @@ impl<'a> Leaf<'a> {
                     .ok()?,
             ),
             _ => {
-                let n: serde_json::Number = serde_json::from_str(text).ok()?;
-                let integral = n.is_i64() || n.is_u64();
-                let x = n.as_f64()?;
-                Leaf::Num(x, integral || (x.is_finite() && x.fract() == 0.0))
+                // Beyond f64's range (`1e400`) an upstream cannot read the number the way we
+                // would: ambiguous, so malformed (fail closed).
+                let _: serde_json::Number = serde_json::from_str(text).ok()?;
+                let x = Decimal::parse(text)?;
+                Leaf::Num(x, x.is_integer())
             }
         })
     }
@@ -255,7 +288,9 @@ impl<'a> Leaf<'a> {
     fn equals(&self, s: &Scalar) -> bool {
         match (self, s) {
             (Leaf::Str(a), Scalar::Str(b)) => **a == **b,
-            (Leaf::Num(a, _), Scalar::Num(b)) => a == b,
+            (Leaf::Num(a, _), Scalar::Num(b)) => {
+                Decimal::parse(b).is_some_and(|b| a.cmp(&b) == std::cmp::Ordering::Equal)
+            }
             (Leaf::Bool(a), Scalar::Bool(b)) => a == b,
             (Leaf::Null, Scalar::Null) => true,
             _ => false,
@@ -368,6 +403,23 @@ mod tests {
         assert_eq!(check(&k, r#"{"mode":true}"#), Outcome::Pass);
         assert_eq!(check(&k, r#"{"mode":null}"#), Outcome::Pass);
         assert_eq!(check(&k, r#"{"mode":["read"]}"#), Outcome::Fail);
+    }
+
+    #[test]
+    fn numbers_compare_by_exact_decimal_value_not_as_f64() {
+        let k = c("id", json!({"one_of": [9007199254740993u64]}));
+        assert_eq!(check(&k, r#"{"id":9007199254740993}"#), Outcome::Pass);
+        assert_eq!(check(&k, r#"{"id":9007199254740992}"#), Outcome::Fail);
+        assert_eq!(check(&k, r#"{"id":9007199254740993.0}"#), Outcome::Pass);
+        let k = c("n", json!({"one_of": [1000]}));
+        assert_eq!(check(&k, r#"{"n":1e3}"#), Outcome::Pass);
+        assert_eq!(check(&k, r#"{"n":1000.0000000000001}"#), Outcome::Fail);
+        let k = c("n", json!({"maximum": 9007199254740992u64}));
+        assert_eq!(check(&k, r#"{"n":9007199254740992}"#), Outcome::Pass);
+        assert_eq!(check(&k, r#"{"n":9007199254740993}"#), Outcome::Fail);
+        let k = c("n", json!({"type": "integer"}));
+        assert_eq!(check(&k, r#"{"n":9007199254740993.5}"#), Outcome::Fail);
+        assert_eq!(check(&k, r#"{"n":1e3}"#), Outcome::Pass);
     }
 
     #[test]

@@ -6,6 +6,67 @@
 //! wider `*`. Patterns are split once at compile time so matching never allocates; the common
 //! shapes (exact, `*`, `prefix*`, `*suffix`) skip the general loop.
 
+/// What a pattern is matched against, which decides what counts as foreign syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Text {
+    /// MCP tool and prompt names: `[A-Za-z0-9_.-]` by the spec (`/` and `:` seen in the
+    /// wild). `?`, brackets, braces, `!`, `\`, `^`, `$`, `(`, `)`, `|`, `+` and whitespace can
+    /// only be an attempt at glob or regex syntax.
+    Name,
+    /// URIs, subjects, claim and argument values, hosts: `?` (a query), `!` and `[::1]` (an IPv6
+    /// host) are ordinary characters here; only what cannot be meant literally is refused.
+    Free,
+}
+
+/// What patterns support, for messages.
+pub(crate) const SUPPORTED: &str =
+    "patterns support only `*` (any run of characters, `/` included); every other character matches itself";
+
+/// Why `pattern` looks like syntax this matcher does not have (so a rule using it would match
+/// something other than what its author meant, usually nothing), or `None`.
+pub(crate) fn unsupported(pattern: &str, text: Text) -> Option<String> {
+    let why = |what: &str| Some(format!("{what} is not supported: {SUPPORTED}"));
+    for prefix in ["re:", "regex:", "regexp:", "glob:"] {
+        if pattern.starts_with(prefix) {
+            return why(&format!("{prefix:?} (regular expression or pattern-kind prefix)"));
+        }
+    }
+    if pattern.starts_with('!') && text == Text::Name {
+        return why("negation with `!` (use a deny rule)");
+    }
+    if pattern.contains('\\') {
+        return why("`\\` (escapes)");
+    }
+    if let Some(open) = pattern.find('{') {
+        if pattern[open..]
+            .find('}')
+            .is_some_and(|close| pattern[open..open + close].contains(','))
+        {
+            return why("brace alternation `{a,b}` (list each pattern instead)");
+        }
+    }
+    if let Some(open) = pattern.find('[') {
+        // `[::1]` is an IPv6 host; `[a-z]`, `[abc]`, `[!x]` are character classes.
+        if let Some(close) = pattern[open..].find(']') {
+            let inner = &pattern[open + 1..open + close];
+            if text == Text::Name || !inner.contains(':') {
+                return why("a character class `[...]`");
+            }
+        }
+    }
+    if text == Text::Name {
+        if let Some(c) = pattern
+            .chars()
+            .find(|c| matches!(c, '?' | '[' | ']' | '{' | '}' | '^' | '$' | '(' | ')' | '|' | '+') || c.is_whitespace())
+        {
+            return why(&format!(
+                "{c:?} in a name pattern (`?` is not a single-character wildcard here)"
+            ));
+        }
+    }
+    None
+}
+
 /// A compiled pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Glob {
@@ -155,6 +216,47 @@ mod tests {
         assert_eq!(Glob::new("a**"), Glob::Prefix("a".into()));
         assert!(m("a**b", "ab"));
         assert!(m("a***b", "axxb"));
+    }
+
+    #[test]
+    fn glob_and_regex_syntax_the_matcher_lacks_is_named_and_refused() {
+        for p in [
+            "delete_?",
+            "[a-z]*",
+            "!admin",
+            "re:^delete.*",
+            "{read,write}_file",
+            "a\\*b",
+            "x+",
+            "a|b",
+            "(a)",
+        ] {
+            let why = unsupported(p, Text::Name).unwrap_or_default();
+            assert!(
+                why.contains("not supported") && why.contains("only `*`"),
+                "{p}: {why:?}"
+            );
+        }
+        for p in ["re:.*", "file:///[a-z]*", "file:///{a,b}/*", "c:\\x"] {
+            assert!(unsupported(p, Text::Free).is_some(), "{p}");
+        }
+    }
+
+    #[test]
+    fn ordinary_names_uris_and_ipv6_hosts_are_not_mistaken_for_syntax() {
+        for p in ["github_*", "*", "ns.tool-1", "a/b:c"] {
+            assert_eq!(unsupported(p, Text::Name), None, "{p}");
+        }
+        for p in [
+            "https://api/x?y=*",
+            "[::1]:*",
+            "http://[::1]:*",
+            "file:///repo/{path}",
+            "!bang",
+            "a b",
+        ] {
+            assert_eq!(unsupported(p, Text::Free), None, "{p}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! binary searches over the principal's sorted lists, with no allocation.
 
 use super::args::Scalar;
-use super::glob::{any_matches, Glob};
+use super::decimal::Decimal;
+use super::glob::{self, any_matches, Glob};
 use super::pointer::{self, Segment};
 use super::spec::{IdentitySource, PrincipalSpec};
 use crate::principal::{Principal, Source};
@@ -53,7 +54,14 @@ impl ClaimValue {
     fn matches(&self, v: &Value) -> bool {
         match (self, v) {
             (ClaimValue::Pattern(g), Value::String(s)) => g.matches(s),
-            (ClaimValue::Scalar(Scalar::Num(x)), Value::Number(n)) => n.as_f64() == Some(*x),
+            (ClaimValue::Scalar(Scalar::Num(x)), Value::Number(n)) => {
+                // Exact: claims are compared by decimal value, like arguments.
+                let text = n.to_string();
+                match (Decimal::parse(&text), Decimal::parse(x)) {
+                    (Some(a), Some(b)) => a.cmp(&b) == std::cmp::Ordering::Equal,
+                    _ => false,
+                }
+            }
             (ClaimValue::Scalar(Scalar::Bool(x)), Value::Bool(b)) => x == b,
             (ClaimValue::Scalar(Scalar::Null), Value::Null) => true,
             _ => false,
@@ -132,6 +140,10 @@ impl PrincipalMatcher {
                 for (i, v) in values.iter().enumerate() {
                     match v {
                         Value::String(p) if p.is_empty() => errs.push((format!("{at}[{i}]"), "empty pattern".into())),
+                        Value::String(p) if glob::unsupported(p, glob::Text::Free).is_some() => errs.push((
+                            format!("{at}[{i}]"),
+                            format!("{p:?}: {}", glob::unsupported(p, glob::Text::Free).unwrap_or_default()),
+                        )),
                         Value::String(p) => accepted.push(ClaimValue::Pattern(Glob::new(p))),
                         other => match Scalar::from_json(other) {
                             Some(x) => accepted.push(ClaimValue::Scalar(x)),
@@ -191,6 +203,8 @@ fn check_patterns(at: &str, v: &[String], errs: &mut Vec<(String, String)>) {
     for (i, p) in v.iter().enumerate() {
         if p.is_empty() {
             errs.push((format!("{at}[{i}]"), "empty pattern".into()));
+        } else if let Some(why) = glob::unsupported(p, glob::Text::Free) {
+            errs.push((format!("{at}[{i}]"), format!("{p:?}: {why}")));
         }
     }
 }

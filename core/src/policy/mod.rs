@@ -14,6 +14,7 @@
 //! - `matcher`: compiled principal matchers.
 //! - `pointer`: claim and argument paths, walked without allocating.
 //! - `args`: tool-call argument constraints.
+//! - `decimal`: exact comparison of JSON numbers by their text.
 //! - `version`: FNV-1a content hash of the canonical spec.
 //!
 //! Semantics in one breath: a rule applies when its server, principal matcher, target and
@@ -23,6 +24,7 @@
 //! request passes anyway and the decision says it would have been denied.
 
 mod args;
+mod decimal;
 pub(crate) mod glob;
 mod matcher;
 mod pointer;
@@ -240,6 +242,8 @@ pub struct Policy {
     servers: HashMap<Box<str>, ServerIndex, FnvBuild>,
     /// For servers the policy does not declare: `"*"` rules only, top-level mode.
     fallback: ServerIndex,
+    /// Problems that do not stop the policy from loading: rules no request can reach.
+    warnings: Vec<PolicyError>,
 }
 
 #[derive(Debug)]
@@ -587,7 +591,15 @@ impl Policy {
             rules: rules.into(),
             servers,
             fallback,
+            warnings: shadowed(&spec),
         })
+    }
+
+    /// Problems that do not stop the policy from loading (paths relative to the policy
+    /// document): parts of rules that no request can reach because a deny rule covering every
+    /// principal and every target of their kind already decides.
+    pub fn warnings(&self) -> &[PolicyError] {
+        &self.warnings
     }
 
     /// Content hash of the canonical spec (16 hex digits): equal for documents that mean the
@@ -811,9 +823,16 @@ fn methods_named(name: &str) -> Result<Vec<Method>, String> {
 }
 
 fn check_patterns(at: &str, field: &str, patterns: &[String], errors: &mut Vec<PolicyError>) {
+    let text = if field == "resources" {
+        glob::Text::Free
+    } else {
+        glob::Text::Name
+    };
     for (k, p) in patterns.iter().enumerate() {
         if p.is_empty() {
             errors.push(PolicyError::at(format!("{at}.{field}[{k}]"), "empty pattern"));
+        } else if let Some(why) = glob::unsupported(p, text) {
+            errors.push(PolicyError::at(format!("{at}.{field}[{k}]"), format!("{p:?}: {why}")));
         }
     }
 }
@@ -898,6 +917,66 @@ fn compile_rule(at: &str, r: &RuleSpec, spec: &PolicySpec, errors: &mut Vec<Poli
         principals: principals.into(),
         constraints: constraints.into(),
     })
+}
+
+/// Rule parts made dead by a deny-all rule: a deny rule without argument constraints whose
+/// principals cover every principal the later part names (`{}` covers every authenticated one,
+/// `{"anonymous": true}` the anonymous one) and whose target list for that kind is `"*"`, on every
+/// server the part applies to. Deny wins whatever the order, so such a rule kills allow rules
+/// before and after it; a deny rule after it can never be the one reported. Warnings, not
+/// errors: the policy still means what it says, it just says some of it twice.
+fn shadowed(spec: &PolicySpec) -> Vec<PolicyError> {
+    let covers = |d: &RuleSpec, r: &RuleSpec| -> bool {
+        let servers = d.servers.iter().any(|s| s == "*") || r.servers.iter().all(|s| s != "*" && d.servers.contains(s));
+        let everyone = PrincipalSpec::default();
+        let anonymous = PrincipalSpec {
+            anonymous: true,
+            ..PrincipalSpec::default()
+        };
+        let principals = r.principals.iter().all(|p| {
+            if p.anonymous {
+                d.principals.contains(&anonymous)
+            } else {
+                d.principals.contains(&everyone)
+            }
+        });
+        servers && principals && d.arguments.is_empty()
+    };
+    let mut out = Vec::new();
+    for (j, r) in spec.rules.iter().enumerate() {
+        for (field, of) in [
+            ("tools", (|r: &RuleSpec| &r.tools) as fn(&RuleSpec) -> &Vec<String>),
+            ("resources", |r: &RuleSpec| &r.resources),
+            ("prompts", |r: &RuleSpec| &r.prompts),
+            ("methods", |r: &RuleSpec| &r.methods),
+        ] {
+            if of(r).is_empty() {
+                continue;
+            }
+            let killer = spec.rules.iter().enumerate().find(|(i, d)| {
+                *i != j
+                    && d.effect == Effect::Deny
+                    && (r.effect == Effect::Allow || *i < j)
+                    && of(d).iter().any(|p| p == "*")
+                    && covers(d, r)
+            });
+            if let Some((i, d)) = killer {
+                let what = if r.effect == Effect::Allow {
+                    "can never allow anything: deny wins, whatever the order"
+                } else {
+                    "can never be the deciding rule: the earlier deny rule always is"
+                };
+                out.push(PolicyError::at(
+                    format!("rules[{j}].{field}"),
+                    format!(
+                        "shadowed by rules[{i}] ({:?}), which denies every one of its {field} to every principal this rule names on its servers; this part of rule {:?} {what}",
+                        d.id, r.id
+                    ),
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// Index the rules that apply on `server` (`None`: an undeclared server, `"*"` rules only).

@@ -181,15 +181,15 @@ pub struct ArgumentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patterns: Option<Vec<String>>,
     /// The value must equal one of these (strings, numbers, booleans or null; compared
-    /// exactly, numbers numerically).
+    /// exactly, numbers by exact decimal value: `1` = `1.0` = `1e0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub one_of: Option<Vec<Value>>,
-    /// The value must be a number ≥ this.
+    /// The value must be a number ≥ this (compared exactly, by decimal value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub minimum: Option<f64>,
-    /// The value must be a number ≤ this.
+    pub minimum: Option<serde_json::Number>,
+    /// The value must be a number ≤ this (compared exactly, by decimal value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub maximum: Option<f64>,
+    pub maximum: Option<serde_json::Number>,
     /// The value must be a string of at most this many characters (Unicode scalar values).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_length: Option<u64>,

@@ -67,3 +67,45 @@ fn an_empty_index_finds_nothing() {
     let ix = index(&[]);
     assert_eq!(ix.first("x", |_| true), None);
 }
+
+fn warnings_of(rules: serde_json::Value) -> Vec<String> {
+    let doc = serde_json::json!({"servers": {"alpha": {}, "beta": {}}, "rules": rules});
+    match Policy::from_json(doc.to_string().as_bytes()) {
+        Ok(p) => p.warnings().iter().map(|w| w.path.clone()).collect(),
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn an_allow_rule_is_shadowed_by_a_deny_all_rule_before_or_after_it() {
+    let deny_all = serde_json::json!({"id": "d", "effect": "deny", "principals": [{}], "tools": ["*"]});
+    let allow = serde_json::json!({"id": "a", "effect": "allow", "principals": [{"groups": ["x"]}], "tools": ["t"], "prompts": ["p"]});
+    assert_eq!(warnings_of(serde_json::json!([allow, deny_all])), ["rules[0].tools"]);
+    assert_eq!(warnings_of(serde_json::json!([deny_all, allow])), ["rules[1].tools"]);
+}
+
+#[test]
+fn a_later_deny_rule_is_shadowed_but_an_earlier_one_is_not() {
+    let deny_all = serde_json::json!({"id": "d", "effect": "deny", "principals": [{}], "methods": ["*"]});
+    let deny = serde_json::json!({"id": "e", "effect": "deny", "principals": [{}], "methods": ["ping"]});
+    assert_eq!(warnings_of(serde_json::json!([deny_all, deny])), ["rules[1].methods"]);
+    assert!(warnings_of(serde_json::json!([deny, deny_all])).is_empty());
+}
+
+#[test]
+fn a_deny_rule_that_leaves_some_principal_server_or_call_open_shadows_nothing() {
+    let allow =
+        serde_json::json!({"id": "a", "effect": "allow", "servers": ["beta"], "principals": [{}], "tools": ["t"]});
+    for deny in [
+        serde_json::json!({"id": "d", "effect": "deny", "servers": ["alpha"], "principals": [{}], "tools": ["*"]}),
+        serde_json::json!({"id": "d", "effect": "deny", "principals": [{"groups": ["x"]}], "tools": ["*"]}),
+        serde_json::json!({"id": "d", "effect": "deny", "principals": [{}], "tools": ["t*"]}),
+        serde_json::json!({"id": "d", "effect": "deny", "principals": [{}], "tools": ["*"], "arguments": {"x": {"type": "string"}}}),
+    ] {
+        assert!(warnings_of(serde_json::json!([deny, allow])).is_empty(), "{deny}");
+    }
+    // `{}` covers every authenticated principal, not the anonymous caller.
+    let anon = serde_json::json!({"id": "a", "effect": "allow", "principals": [{"anonymous": true}], "tools": ["t"]});
+    let deny = serde_json::json!({"id": "d", "effect": "deny", "principals": [{}], "tools": ["*"]});
+    assert!(warnings_of(serde_json::json!([deny, anon])).is_empty());
+}
