@@ -1152,7 +1152,7 @@ mod tests {
 
     #[test]
     fn valid_tools_call_is_forwarded_and_counted_by_method() {
-        let rt = runtime(r#"{"server":"demo"}"#);
+        let rt = runtime(r#"{"server":"demo","pass_through":true}"#);
         let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#);
         let (hs, bs) = run_request(&rt, &mut h);
         assert_eq!(hs, HeadersStatus::StopIteration);
@@ -1165,7 +1165,7 @@ mod tests {
 
     #[test]
     fn route_metadata_names_the_server() {
-        let rt = runtime(r#"{"server":"fallback"}"#);
+        let rt = runtime(r#"{"server":"fallback","pass_through":true}"#);
         let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
         h.route_metadata.insert("server".into(), b"github".to_vec());
         run_request(&rt, &mut h);
@@ -1175,7 +1175,7 @@ mod tests {
 
     #[test]
     fn invalid_json_gets_400_with_jsonrpc_parse_error() {
-        let rt = runtime("");
+        let rt = runtime(r#"{"pass_through":true}"#);
         let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"#);
         let (_, bs) = run_request(&rt, &mut h);
         assert_eq!(bs, Some(BodyStatus::StopNoBuffer));
@@ -1186,7 +1186,7 @@ mod tests {
 
     #[test]
     fn invalid_request_error_answers_the_request_id() {
-        let rt = runtime("");
+        let rt = runtime(r#"{"pass_through":true}"#);
         let mut h = FakeHost::post(r#"{"jsonrpc":"1.0","id":"abc","method":"ping"}"#);
         run_request(&rt, &mut h);
         let v = reply_json(&h);
@@ -1196,7 +1196,7 @@ mod tests {
 
     #[test]
     fn body_over_the_limit_gets_413_with_a_clear_message() {
-        let rt = runtime(r#"{"limits":{"max_request_body_bytes":16}}"#);
+        let rt = runtime(r#"{"pass_through":true,"limits":{"max_request_body_bytes":16}}"#);
         let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
         let mut f = McpFilter::new();
         assert_eq!(f.on_request_headers(&rt, &mut h, false), HeadersStatus::StopIteration);
@@ -1211,7 +1211,7 @@ mod tests {
 
     #[test]
     fn encoded_body_is_refused_not_forwarded_unjudged() {
-        let rt = runtime("");
+        let rt = runtime(r#"{"pass_through":true}"#);
         let mut h =
             FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).with_header("content-encoding", "gzip");
         let (hs, _) = run_request(&rt, &mut h);
@@ -1221,7 +1221,7 @@ mod tests {
 
     #[test]
     fn non_json_content_type_is_refused() {
-        let rt = runtime("");
+        let rt = runtime(r#"{"pass_through":true}"#);
         let mut h = FakeHost::post("x=1").with_header("content-type", "application/x-www-form-urlencoded");
         run_request(&rt, &mut h);
         assert_eq!(h.replies[0].status, 415);
@@ -1229,7 +1229,7 @@ mod tests {
 
     #[test]
     fn json_content_type_with_charset_is_accepted() {
-        let rt = runtime("");
+        let rt = runtime(r#"{"pass_through":true}"#);
         let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
             .with_header("content-type", "Application/JSON; charset=utf-8");
         let (_, bs) = run_request(&rt, &mut h);
@@ -1238,7 +1238,7 @@ mod tests {
 
     #[test]
     fn post_without_body_is_a_parse_error() {
-        let rt = runtime("");
+        let rt = runtime(r#"{"pass_through":true}"#);
         let mut h = FakeHost::post("");
         run_request(&rt, &mut h);
         assert_eq!(h.replies[0].status, 400);
@@ -1247,7 +1247,7 @@ mod tests {
 
     #[test]
     fn get_stream_passes_through_without_buffering() {
-        let rt = runtime("");
+        let rt = runtime(r#"{"pass_through":true}"#);
         let mut h = FakeHost::default().with_header(":method", "GET");
         let mut f = McpFilter::new();
         assert_eq!(f.on_request_headers(&rt, &mut h, true), HeadersStatus::Continue);
@@ -1257,7 +1257,7 @@ mod tests {
 
     #[test]
     fn a_method_mcp_does_not_use_is_refused_not_forwarded_unjudged() {
-        let rt = runtime("");
+        let rt = runtime(r#"{"pass_through":true}"#);
         let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#).with_header(":method", "PUT");
         let mut f = McpFilter::new();
         assert_eq!(f.on_request_headers(&rt, &mut h, false), HeadersStatus::StopIteration);
@@ -1271,7 +1271,7 @@ mod tests {
 
     #[test]
     fn batch_counts_every_element() {
-        let rt = runtime("");
+        let rt = runtime(r#"{"pass_through":true}"#);
         let mut h = FakeHost::post(
             r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"notifications/initialized"},7]"#,
         );
@@ -1285,7 +1285,7 @@ mod tests {
 
     #[test]
     fn fault_injection_panics_only_in_the_named_hook() {
-        let rt = runtime(r#"{"fault_injection":{"panic_header":"x-panic"}}"#);
+        let rt = runtime(r#"{"pass_through":true,"fault_injection":{"panic_header":"x-panic"}}"#);
         let mut h =
             FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).with_header("x-panic", "request_body");
         let mut f = McpFilter::new();
@@ -1296,7 +1296,7 @@ mod tests {
 
     #[test]
     fn fault_injection_header_is_ignored_when_not_configured() {
-        let rt = runtime("");
+        let rt = runtime(r#"{"pass_through":true}"#);
         let mut h =
             FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).with_header("x-panic", "request_body");
         let (_, bs) = run_request(&rt, &mut h);
