@@ -14,17 +14,25 @@
 //! - [`mcp`]: MCP method vocabulary: which method is which, what its subject is, and a bounded
 //!   label for stats.
 //! - [`principal`]: who is calling, in the one shape every policy rule matches.
-//! - [`reply`]: the one place that maps an error to an HTTP status plus a JSON-RPC error body.
+//! - [`judge`]: one request message, the caller and the config → a verdict (forward, maybe
+//!   reading the answer, or refuse).
+//! - [`refusal`]: why the gateway answered itself, mapped once to HTTP status, JSON-RPC code,
+//!   Envoy details and stats label.
+//! - [`response`]: answers the gateway must read: rewritten, or replaced by a JSON-RPC error
+//!   carrying the request's id.
+//! - [`reply`]: JSON-RPC error bodies and local replies.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod identity;
 pub mod jsonrpc;
+pub mod judge;
 pub mod locate;
 pub mod mcp;
 pub mod mcp_headers;
 pub mod policy;
 pub mod principal;
+pub mod refusal;
 pub mod reply;
 pub mod response;
 pub mod rewrite;

@@ -337,12 +337,7 @@ impl Expect {
 
     /// Judge a JSON text holding one message or an array of them. Returns the messages to
     /// deliver (`None` = the text unchanged) and whether it was an array.
-    fn judge_text<F>(
-        &mut self,
-        text: &[u8],
-        keep: &mut F,
-        tally: &mut Tally,
-    ) -> Result<(Option<Vec<Vec<u8>>>, bool), String>
+    fn judge_text<F>(&mut self, text: &[u8], keep: &mut F, tally: &mut Tally) -> Result<Judgement, String>
     where
         F: FnMut(Kind, &str) -> bool,
     {
@@ -468,6 +463,10 @@ where
         }
     }
 }
+
+/// The messages to deliver for a JSON text (`None` = the text unchanged), and whether the text
+/// was an array.
+type Judgement = (Option<Vec<Vec<u8>>>, bool);
 
 enum Judged {
     /// Deliver as it was.

@@ -226,12 +226,13 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_request_trailers(fe: Filte
         Path::Request,
         trailers_status::CONTINUE,
         trailers_status::STOP_ITERATION,
-        |f, rt, h| match {
+        |f, rt, h| {
             h.for_trailers();
-            f.on_request_trailers(rt, h)
-        } {
-            BodyStatus::Continue => trailers_status::CONTINUE,
-            BodyStatus::StopAndBuffer | BodyStatus::StopNoBuffer => trailers_status::STOP_ITERATION,
+            let status = f.on_request_trailers(rt, h);
+            match status {
+                BodyStatus::Continue => trailers_status::CONTINUE,
+                BodyStatus::StopAndBuffer | BodyStatus::StopNoBuffer => trailers_status::STOP_ITERATION,
+            }
         },
     )
 }
@@ -280,12 +281,13 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(fe: Filt
         Path::Response,
         trailers_status::CONTINUE,
         trailers_status::STOP_ITERATION,
-        |f, rt, h| match {
+        |f, rt, h| {
             h.for_trailers();
-            f.on_response_trailers(rt, h)
-        } {
-            BodyStatus::Continue => trailers_status::CONTINUE,
-            BodyStatus::StopAndBuffer | BodyStatus::StopNoBuffer => trailers_status::STOP_ITERATION,
+            let status = f.on_response_trailers(rt, h);
+            match status {
+                BodyStatus::Continue => trailers_status::CONTINUE,
+                BodyStatus::StopAndBuffer | BodyStatus::StopNoBuffer => trailers_status::STOP_ITERATION,
+            }
         },
     )
 }

@@ -10,24 +10,22 @@
 //! results are touched (rewritten per principal, JSON or SSE); everything else streams through.
 
 use crate::envoy::{Host, Level, Side};
-use crate::stats::{Reject, Stats};
+use crate::stats::Stats;
 use mcp_policy_core::config::{FilterConfig, Hook};
 use mcp_policy_core::identity::{AuthError, Credentials, TokenCache};
 use mcp_policy_core::jsonrpc::{self, code, Body, IdKey, Message};
-use mcp_policy_core::mcp::Method;
-use mcp_policy_core::mcp_headers::{self, McpHeaders, ParamRule};
-use mcp_policy_core::policy::{self, Decision, Mode};
+use mcp_policy_core::judge;
+use mcp_policy_core::mcp_headers::McpHeaders;
+use mcp_policy_core::policy::{self, Mode};
 use mcp_policy_core::principal::Principal;
+use mcp_policy_core::refusal::{Refusal, Why};
 use mcp_policy_core::reply::{self, Reply};
 use mcp_policy_core::response::{self, Expect, SseRewriter, Start, Tally};
 use mcp_policy_core::strict_json;
-use mcp_policy_core::subject::{Params, Subject};
 use std::cell::RefCell;
 use std::sync::Arc;
 
-/// JSON-RPC error code for a request the gateway's policy refused (implementation-defined
-/// server-error range, JSON-RPC 2.0 §5.1; see docs/design/failure-modes.md).
-pub const POLICY_DENIED: i32 = -32030;
+pub use mcp_policy_core::refusal::POLICY_DENIED;
 
 /// Everything shared by all streams of one filter config: built once on the main thread,
 /// read-only afterwards (`Sync`), so workers never contend.
@@ -77,7 +75,7 @@ enum BodyMode {
     /// `application/json`: buffer the whole body, rewrite at the end.
     Json,
     /// `text/event-stream`: rewrite event by event, forward the rest as it comes.
-    Sse(SseRewriter),
+    Sse(Box<SseRewriter>),
 }
 
 thread_local! {
@@ -108,8 +106,6 @@ pub struct McpFilter {
     /// How the response body is handled, decided at response headers.
     body_mode: BodyMode,
     body: Vec<u8>,
-    /// The decision label of the message being judged, for `requests_total`.
-    decision: std::cell::Cell<&'static str>,
 }
 
 fn now_secs() -> u64 {
@@ -175,13 +171,13 @@ impl McpFilter {
         let host = h.request_header(":authority").map(String::from_utf8_lossy);
         if let Some(host) = host.filter(|h| !cfg.host_allowed(h)) {
             let msg = format!("host {host:?} is not allowed");
-            self.reject(rt, h, Reject::Forbidden, 403, None, code::INVALID_REQUEST, &msg);
+            self.reject(rt, h, Refusal::new(Why::Forbidden, msg));
             return HeadersStatus::StopIteration;
         }
         let origin = h.request_header("origin").map(String::from_utf8_lossy);
         if let Some(origin) = origin.filter(|o| !cfg.origin_allowed(o)) {
             let msg = format!("origin {origin:?} is not allowed");
-            self.reject(rt, h, Reject::Forbidden, 403, None, code::INVALID_REQUEST, &msg);
+            self.reject(rt, h, Refusal::new(Why::Forbidden, msg));
             return HeadersStatus::StopIteration;
         }
 
@@ -190,10 +186,9 @@ impl McpFilter {
         if !method_ok {
             let m = String::from_utf8_lossy(h.request_header(":method").unwrap_or_default()).into_owned();
             let msg = format!("HTTP method {m:?} is not used by MCP (POST, GET, DELETE)");
-            let mut r = self.refusal(rt, h, Reject::MethodNotAllowed, 405, None, code::INVALID_REQUEST, &msg);
-            r.headers.push(("allow", "GET, POST, DELETE".into()));
-            self.request = RequestState::Done;
-            h.send_response(&r);
+            let mut r = Refusal::new(Why::MethodNotAllowed, msg);
+            r.allow = Some("GET, POST, DELETE");
+            self.reject(rt, h, r);
             return HeadersStatus::StopIteration;
         }
 
@@ -278,27 +273,12 @@ impl McpFilter {
             return HeadersStatus::StopIteration;
         }
         if let Some(reason) = unjudgeable_body(h) {
-            self.reject(
-                rt,
-                h,
-                Reject::UnsupportedMediaType,
-                415,
-                None,
-                code::INVALID_REQUEST,
-                &reason,
-            );
+            self.reject(rt, h, Refusal::new(Why::UnsupportedMediaType, reason));
             return HeadersStatus::StopIteration;
         }
         if end_of_stream {
-            self.reject(
-                rt,
-                h,
-                Reject::ParseError,
-                400,
-                None,
-                code::PARSE_ERROR,
-                "empty body: a POST must carry a JSON-RPC message",
-            );
+            let r = Refusal::new(Why::ParseError, "empty body: a POST must carry a JSON-RPC message");
+            self.reject(rt, h, r);
             return HeadersStatus::StopIteration;
         }
         // Let our own limit answer first (with a JSON-RPC error), not Envoy's generic 413.
@@ -339,7 +319,7 @@ impl McpFilter {
         let limit = rt.config.max_request_body_bytes;
         if h.body_len(Side::Request) > limit {
             let msg = format!("request body exceeds the gateway's limit of {limit} bytes");
-            self.reject(rt, h, Reject::BodyTooLarge, 413, None, code::INVALID_REQUEST, &msg);
+            self.reject(rt, h, Refusal::new(Why::BodyTooLarge, msg));
             return BodyStatus::StopNoBuffer;
         }
         if !end_of_stream {
@@ -367,7 +347,7 @@ impl McpFilter {
         if h.body_len(Side::Request) > 0 {
             let m = String::from_utf8_lossy(h.request_header(":method").unwrap_or_default()).into_owned();
             let msg = format!("a {m} request must not carry a body: MCP messages are sent with POST");
-            self.reject(rt, h, Reject::InvalidRequest, 400, None, code::INVALID_REQUEST, &msg);
+            self.reject(rt, h, Refusal::new(Why::InvalidRequest, msg));
             return BodyStatus::StopNoBuffer;
         }
         if end_of_stream {
@@ -380,23 +360,23 @@ impl McpFilter {
     fn judge_request(&mut self, rt: &Runtime, h: &mut impl Host, body: &[u8]) -> BodyStatus {
         // Duplicate keys at any depth first: serde would only catch the envelope's.
         if let Err(e) = strict_json::check(body) {
-            let reason = if e.code() == code::PARSE_ERROR {
-                Reject::ParseError
+            let why = if e.code() == code::PARSE_ERROR {
+                Why::ParseError
             } else {
-                Reject::InvalidRequest
+                Why::InvalidRequest
             };
-            self.reject(rt, h, reason, 400, None, e.code(), &e.to_string());
+            self.reject(rt, h, Refusal::new(why, e.to_string()));
             return BodyStatus::StopNoBuffer;
         }
         let parsed = match jsonrpc::parse(body) {
             Ok(b) => b,
             Err(e) => {
-                let reason = if e.code == code::PARSE_ERROR {
-                    Reject::ParseError
+                let why = if e.code == code::PARSE_ERROR {
+                    Why::ParseError
                 } else {
-                    Reject::InvalidRequest
+                    Why::InvalidRequest
                 };
-                self.reject(rt, h, reason, 400, e.id.as_deref(), e.code, &e.message);
+                self.reject(rt, h, Refusal::new(why, e.message).id(e.id.as_deref()));
                 return BodyStatus::StopNoBuffer;
             }
         };
@@ -408,15 +388,8 @@ impl McpFilter {
         {
             Ok(hs) => hs,
             Err(e) => {
-                self.reject(
-                    rt,
-                    h,
-                    Reject::HeaderMismatch,
-                    e.http_status(),
-                    None,
-                    e.code(),
-                    &e.to_string(),
-                );
+                let r = Refusal::new(Why::HeaderMismatch, e.to_string()).status_code(e.http_status(), e.code());
+                self.reject(rt, h, r);
                 return BodyStatus::StopNoBuffer;
             }
         };
@@ -457,7 +430,7 @@ impl McpFilter {
         let raw_items: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => {
-                self.reject(rt, h, Reject::ParseError, 400, None, code::PARSE_ERROR, &e.to_string());
+                self.reject(rt, h, Refusal::new(Why::ParseError, e.to_string()));
                 return BodyStatus::StopNoBuffer;
             }
         };
@@ -472,7 +445,7 @@ impl McpFilter {
                         "duplicate request id {} in batch: every request needs its own id",
                         id.as_json()
                     );
-                    self.reject(rt, h, Reject::InvalidRequest, 400, None, code::INVALID_REQUEST, &msg);
+                    self.reject(rt, h, Refusal::new(Why::InvalidRequest, msg));
                     return BodyStatus::StopNoBuffer;
                 }
                 ids.extend(key);
@@ -527,8 +500,8 @@ impl McpFilter {
         BodyStatus::Continue
     }
 
-    /// Judge one message: parse its subject, check MCP headers, establish anonymous access,
-    /// ask the policy. Counts and records the decision either way.
+    /// Judge one message (`core::judge`), record the decision (dynamic metadata, one labelled
+    /// counter) and return what to do with it.
     fn judge_message(
         &mut self,
         rt: &Runtime,
@@ -536,140 +509,56 @@ impl McpFilter {
         msg: &Message<'_>,
         headers: Option<&McpHeaders<'_>>,
     ) -> Verdict {
-        let method = match msg.method() {
-            Some(name) => Method::from_name(name),
-            None => Method::ClientResponse,
-        };
-        self.decision.set(if rt.config.policy.is_some() {
-            "reject"
-        } else {
-            "unchecked"
-        });
-        let verdict = self.judge_message_inner(rt, h, msg, method, headers);
-        // One labelled counter per message: each increment interns its labels in Envoy's
-        // symbol table, so it is not cheap.
-        h.increment_counter(
-            rt.stats.requests_total,
-            &[self.server(rt), method.label(), self.decision.get()],
-            1,
-        );
-        verdict
-    }
-
-    fn judge_message_inner(
-        &mut self,
-        rt: &Runtime,
-        h: &mut impl Host,
-        msg: &Message<'_>,
-        method: Method,
-        headers: Option<&McpHeaders<'_>>,
-    ) -> Verdict {
         let cfg = &rt.config;
-        // A field borrow (not `self.server()`), so `self` stays writable below.
         let server: &str = self.server.as_deref().unwrap_or(&cfg.server);
+        let caller = judge::Caller {
+            principal: self.principal.as_deref(),
+            anonymous_pending: self.anonymous_pending,
+        };
+        let v = judge::judge(cfg, server, caller, msg, headers);
         h.set_metadata("server", server);
         h.set_metadata("method", msg.method().unwrap_or("response"));
-        let id = msg.id().map(|i| i.as_json());
-        if let Some(id) = id {
-            h.set_metadata("jsonrpc_id", id);
+        if let Some(id) = msg.id() {
+            h.set_metadata("jsonrpc_id", id.as_json());
         }
-        let params = match Params::parse(msg) {
-            Ok(p) => p,
-            Err(e) => {
-                return Verdict::Refuse(self.refusal(rt, h, Reject::InvalidParams, 400, id, e.code(), &e.message))
-            }
-        };
-        if let Some(hs) = headers {
-            if let Err(e) = mcp_headers::check(hs, msg, &params, ParamRule::SameNameArgument) {
-                return Verdict::Refuse(self.refusal(
-                    rt,
-                    h,
-                    Reject::HeaderMismatch,
-                    e.http_status(),
-                    id,
-                    e.code(),
-                    &e.to_string(),
-                ));
-            }
-        }
-        let subject = match params.subject(method) {
-            Ok(s) => s,
-            Err(e) => {
-                return Verdict::Refuse(self.refusal(rt, h, Reject::InvalidParams, 400, id, e.code(), &e.message))
-            }
-        };
-
-        // Who: the principal from the headers, or anonymous where the config allows it.
-        let anonymous;
-        let principal: &Principal = match (&self.principal, &cfg.identity) {
-            (Some(p), _) => p,
-            (None, Some(identity)) if self.anonymous_pending => {
-                if !identity.allows_anonymous(msg.method().unwrap_or_default()) {
-                    let e = AuthError::MissingToken;
-                    let mut r = reply::jsonrpc_error(
-                        e.status(),
-                        "mcp_policy_auth_missing_token",
-                        id,
-                        code::INVALID_REQUEST,
-                        &e.description(),
-                        None,
-                    );
-                    if let Some(c) = identity.www_authenticate(&e) {
-                        r.headers.push(("www-authenticate", c));
-                    }
-                    h.increment_counter(rt.stats.rejected_total, &[server, Reject::Unauthenticated.label()], 1);
-                    h.set_metadata("decision", "deny");
-                    h.set_metadata("reason", Reject::Unauthenticated.label());
-                    return Verdict::Refuse(r);
-                }
-                anonymous = Principal::anonymous();
-                &anonymous
-            }
-            (None, _) => {
-                anonymous = Principal::anonymous();
-                &anonymous
-            }
-        };
-        if !principal.is_anonymous() {
-            h.set_metadata("principal", &principal.subject);
-            if let Some(t) = &principal.tenant {
+        if let Some(p) = v.principal.filter(|p| !p.is_anonymous()) {
+            h.set_metadata("principal", &p.subject);
+            if let Some(t) = &p.tenant {
                 h.set_metadata("tenant", t);
             }
         }
-        let Some(policy) = &cfg.policy else {
-            return Verdict::Forward(None);
-        };
-        let target = subject.target();
-        let req = match &subject {
-            Subject::Tool { name, arguments } => policy::Request::tool_call(name, *arguments),
-            Subject::Prompt { name } => policy::Request::prompt_get(name),
-            Subject::Resource { uri } => policy::Request::resource(method, uri),
-            _ => policy::Request::method(method),
-        };
-        let d: Decision<'_> = policy.decide(principal, server, &req);
-        self.decision.set(record_decision(h, target, &d, policy.version()));
-        if !d.allowed {
-            let what = match target {
-                Some(t) => format!("{} {t:?}", msg.method().unwrap_or_default()),
-                None => msg.method().unwrap_or("message").to_owned(),
-            };
-            let rule = d
-                .rule_id
-                .map(|r| format!("rule {r:?}"))
-                .unwrap_or_else(|| "no rule allows it (default deny)".into());
-            let mut message = format!("{what} is denied by gateway policy: {rule}");
-            if let Some(arg) = d.argument {
-                message.push_str(&format!(" (argument {arg:?} does not satisfy the rule's constraints)"));
+        if let Some(r) = &v.record {
+            h.set_metadata("decision", r.decision);
+            h.set_metadata("reason", r.reason);
+            h.set_metadata("mode", if r.mode == Mode::Audit { "audit" } else { "enforce" });
+            h.set_metadata("policy_version", r.version);
+            if let Some(rule) = r.rule {
+                h.set_metadata("rule", rule);
             }
-            let data = serde_json::json!({"rule": d.rule_id, "reason": d.reason.label(), "server": server});
-            h.increment_counter(rt.stats.rejected_total, &[server, Reject::PolicyDenied.label()], 1);
-            let r = reply::jsonrpc_error(200, "mcp_policy_denied", id, POLICY_DENIED, &message, Some(data));
-            return Verdict::Refuse(r);
+            if let Some(t) = v.target() {
+                h.set_metadata("target", t);
+            }
         }
-        if d.mode == Mode::Enforce {
-            return Verdict::Forward(policy::Kind::of_list(method));
-        }
-        Verdict::Forward(None)
+        let verdict = match v.outcome {
+            judge::Outcome::Forward(list) => Verdict::Forward(list),
+            judge::Outcome::Refuse(r) => {
+                h.increment_counter(rt.stats.rejected_total, &[server, r.why.label()], 1);
+                if v.record.is_none() {
+                    let decision = if r.why == Why::Unauthenticated {
+                        "deny"
+                    } else {
+                        "reject"
+                    };
+                    h.set_metadata("decision", decision);
+                    h.set_metadata("reason", r.why.label());
+                }
+                Verdict::Refuse(r.reply())
+            }
+        };
+        // One labelled counter per message: each increment interns its labels in Envoy's
+        // symbol table, so it is not cheap.
+        h.increment_counter(rt.stats.requests_total, &[server, v.method.label(), v.decision], 1);
+        verdict
     }
 
     pub fn on_response_headers(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> HeadersStatus {
@@ -701,7 +590,7 @@ impl McpFilter {
             Start::Sse => {
                 // Rewritten or added events change the length: the stream goes out chunked.
                 h.remove_response_header("content-length");
-                self.body_mode = BodyMode::Sse(SseRewriter::new(rt.config.max_response_body_bytes));
+                self.body_mode = BodyMode::Sse(Box::new(SseRewriter::new(rt.config.max_response_body_bytes)));
                 HeadersStatus::Continue
             }
             Start::Answer(body) => {
@@ -866,59 +755,26 @@ impl McpFilter {
         let Some(identity) = &rt.config.identity else { return };
         self.request = RequestState::Done;
         let why = if e.status() == 403 {
-            Reject::Forbidden
+            Why::Forbidden
         } else {
-            Reject::Unauthenticated
+            Why::Unauthenticated
         };
+        let mut r = Refusal::new(why, e.description()).status_code(e.status(), code::INVALID_REQUEST);
+        r.details = Some(mcp_policy_core::identity::details(e));
+        r.challenge = identity.www_authenticate(e);
         h.increment_counter(rt.stats.rejected_total, &[self.server(rt), why.label()], 1);
         h.set_metadata("decision", "deny");
         h.set_metadata("reason", e.label());
-        let mut r = reply::jsonrpc_error(
-            e.status(),
-            mcp_policy_core::identity::details(e),
-            None,
-            code::INVALID_REQUEST,
-            &e.description(),
-            None,
-        );
-        if let Some(c) = identity.www_authenticate(e) {
-            r.headers.push(("www-authenticate", c));
-        }
-        h.send_response(&r);
+        h.send_response(&r.reply());
     }
 
-    /// Build a refusal for one message (counted; the caller decides how to send it).
-    #[allow(clippy::too_many_arguments)]
-    fn refusal(
-        &self,
-        rt: &Runtime,
-        h: &mut impl Host,
-        why: Reject,
-        status: u16,
-        id: Option<&str>,
-        code: i32,
-        message: &str,
-    ) -> Reply {
-        h.increment_counter(rt.stats.rejected_total, &[self.server(rt), why.label()], 1);
-        h.set_metadata("decision", "reject");
-        h.set_metadata("reason", why.label());
-        reply::jsonrpc_error(status, why_details(why), id, code, message, None)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn reject(
-        &mut self,
-        rt: &Runtime,
-        h: &mut impl Host,
-        why: Reject,
-        status: u16,
-        id: Option<&str>,
-        code: i32,
-        message: &str,
-    ) {
+    /// Answer the request with `r` (counted and recorded); nothing more is judged or forwarded.
+    fn reject(&mut self, rt: &Runtime, h: &mut impl Host, r: Refusal) {
         self.request = RequestState::Done;
-        let r = self.refusal(rt, h, why, status, id, code, message);
-        h.send_response(&r);
+        h.increment_counter(rt.stats.rejected_total, &[self.server(rt), r.why.label()], 1);
+        h.set_metadata("decision", "reject");
+        h.set_metadata("reason", r.why.label());
+        h.send_response(&r.reply());
     }
 
     fn maybe_panic(&self, hook: Hook) {
@@ -932,28 +788,6 @@ enum Verdict {
     /// Forward it; `Some(kind)` for a list request whose answer must be filtered.
     Forward(Option<policy::Kind>),
     Refuse(Reply),
-}
-
-/// Write a policy decision to dynamic metadata; returns its label (`allow`, `deny`, `audit_deny`).
-fn record_decision(h: &mut impl Host, target: Option<&str>, d: &Decision<'_>, version: &str) -> &'static str {
-    let decision = if d.would_deny {
-        "audit_deny"
-    } else if d.allowed {
-        "allow"
-    } else {
-        "deny"
-    };
-    h.set_metadata("decision", decision);
-    h.set_metadata("reason", d.reason.label());
-    h.set_metadata("mode", if d.mode == Mode::Audit { "audit" } else { "enforce" });
-    h.set_metadata("policy_version", version);
-    if let Some(rule) = d.rule_id {
-        h.set_metadata("rule", rule);
-    }
-    if let Some(t) = target {
-        h.set_metadata("target", t);
-    }
-    decision
 }
 
 fn kind_label(k: policy::Kind) -> &'static str {
@@ -1055,25 +889,6 @@ fn copy_mcp_headers(h: &impl Host) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
             .map(|(k, v)| (k.to_vec(), v.to_vec()))
             .collect(),
     )
-}
-
-/// Envoy response-code details per reason (one token each, shown in access logs).
-fn why_details(why: Reject) -> &'static str {
-    match why {
-        Reject::ParseError => "mcp_policy_parse_error",
-        Reject::InvalidRequest => "mcp_policy_invalid_request",
-        Reject::InvalidParams => "mcp_policy_invalid_params",
-        Reject::HeaderMismatch => "mcp_policy_header_mismatch",
-        Reject::BodyTooLarge => "mcp_policy_body_too_large",
-        Reject::UnsupportedMediaType => "mcp_policy_unsupported_media_type",
-        Reject::Unauthenticated => "mcp_policy_unauthenticated",
-        Reject::Forbidden => "mcp_policy_forbidden",
-        Reject::PolicyDenied => "mcp_policy_denied",
-        Reject::MethodNotAllowed => "mcp_policy_method_not_allowed",
-        Reject::ResponseTooLarge => "mcp_policy_response_too_large",
-        Reject::ResponseUnfilterable => "mcp_policy_response_unfilterable",
-        Reject::InternalError => "mcp_policy_internal_error",
-    }
 }
 
 /// Why a POST body cannot be judged, if it cannot: the module never forwards what it did not

@@ -44,40 +44,5 @@ impl Stats {
     }
 }
 
-/// Why the module answered a request itself (the `reason` label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reject {
-    ParseError,
-    InvalidRequest,
-    InvalidParams,
-    HeaderMismatch,
-    BodyTooLarge,
-    UnsupportedMediaType,
-    MethodNotAllowed,
-    Unauthenticated,
-    Forbidden,
-    PolicyDenied,
-    ResponseTooLarge,
-    ResponseUnfilterable,
-    InternalError,
-}
-
-impl Reject {
-    pub fn label(self) -> &'static str {
-        match self {
-            Reject::ParseError => "parse_error",
-            Reject::InvalidRequest => "invalid_request",
-            Reject::InvalidParams => "invalid_params",
-            Reject::HeaderMismatch => "header_mismatch",
-            Reject::BodyTooLarge => "body_too_large",
-            Reject::UnsupportedMediaType => "unsupported_media_type",
-            Reject::MethodNotAllowed => "method_not_allowed",
-            Reject::Unauthenticated => "unauthenticated",
-            Reject::Forbidden => "forbidden",
-            Reject::PolicyDenied => "policy_denied",
-            Reject::ResponseTooLarge => "response_too_large",
-            Reject::ResponseUnfilterable => "response_unfilterable",
-            Reject::InternalError => "internal_error",
-        }
-    }
-}
+/// Why the module answered a request itself (the `reason` label): one list, in the core.
+pub use mcp_policy_core::refusal::Why as Reject;
