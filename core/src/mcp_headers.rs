@@ -34,7 +34,7 @@
 //!   both opens no ambiguity); the decoded bytes must be UTF-8.
 
 use crate::jsonrpc::Message;
-use crate::mcp::Method;
+use crate::mcp::{Method, Target};
 use crate::strict_json::{find_member, Scanner};
 use crate::subject::{json_string, Params};
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -291,9 +291,10 @@ pub fn check(
     let method = body_method.map_or(Method::ClientResponse, Method::from_name);
 
     // Mcp-Name vs params.name / params.uri.
-    let name_field = match method {
-        Method::ToolsCall | Method::PromptsGet => Some(("name", params.name())),
-        Method::ResourcesRead => Some(("uri", params.uri())),
+    let d = method.descriptor();
+    let name_field = match d.target {
+        Target::Name if d.name_header => Some(("name", params.name())),
+        Target::Uri if d.name_header => Some(("uri", params.uri())),
         _ => None,
     };
     match (headers.name, name_field) {

@@ -9,7 +9,7 @@
 //! that uses it asks for it, so `ping` with an odd `params.name` is not refused here.
 
 use crate::jsonrpc::{code, Message};
-use crate::mcp::Method;
+use crate::mcp::{Method, Target};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -204,29 +204,22 @@ impl<'a> Params<'a> {
 
     /// The subject for `method`.
     pub fn subject(&self, method: Method) -> Result<Subject<'a>, InvalidParams> {
-        Ok(match method {
-            Method::ToolsCall => Subject::Tool {
-                name: self.required_string("tools/call", "name", self.raw.name)?,
+        let d = method.descriptor();
+        Ok(match d.target {
+            Target::Name if method == Method::ToolsCall => Subject::Tool {
+                name: self.required_string(d.name, "name", self.raw.name)?,
                 arguments: self.arguments()?,
             },
-            Method::PromptsGet => Subject::Prompt {
-                name: self.required_string("prompts/get", "name", self.raw.name)?,
+            Target::Name => Subject::Prompt {
+                name: self.required_string(d.name, "name", self.raw.name)?,
             },
-            Method::ResourcesRead => Subject::Resource {
-                uri: self.required_string("resources/read", "uri", self.raw.uri)?,
+            Target::Uri => Subject::Resource {
+                uri: self.required_string(d.name, "uri", self.raw.uri)?,
             },
-            Method::ResourcesSubscribe => Subject::Resource {
-                uri: self.required_string("resources/subscribe", "uri", self.raw.uri)?,
+            Target::Cursor => Subject::List {
+                cursor: self.string("cursor", self.raw.cursor)?,
             },
-            Method::ResourcesUnsubscribe => Subject::Resource {
-                uri: self.required_string("resources/unsubscribe", "uri", self.raw.uri)?,
-            },
-            Method::ToolsList | Method::ResourcesList | Method::ResourcesTemplatesList | Method::PromptsList => {
-                Subject::List {
-                    cursor: self.string("cursor", self.raw.cursor)?,
-                }
-            }
-            _ => Subject::None,
+            Target::None => Subject::None,
         })
     }
 

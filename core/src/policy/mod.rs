@@ -202,13 +202,7 @@ pub enum Kind {
 impl Kind {
     /// The kind of entry a list method returns.
     pub fn of_list(method: Method) -> Option<Kind> {
-        match method {
-            Method::ToolsList => Some(Kind::Tool),
-            Method::ResourcesList => Some(Kind::Resource),
-            Method::ResourcesTemplatesList => Some(Kind::ResourceTemplate),
-            Method::PromptsList => Some(Kind::Prompt),
-            _ => None,
-        }
+        method.descriptor().list
     }
 
     fn slot(self) -> usize {
