@@ -76,6 +76,20 @@ $(BENCH_PY): bench/requirements.txt
 
 bench-venvs: $(BENCH_VENVS)
 
+# `make fuzz`: coverage-guided fuzzing of the core (core/fuzz/, its own workspace), each target
+# for FUZZ_SECONDS. Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz
+# --locked`); never part of `make test`, whose oracle is core/tests/oracle_response.rs (stable).
+# New inputs go to core/fuzz/.work/<target>; the committed seeds stay core/fuzz/corpus/<target>.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := response_json response_sse sse_parser request_body
+
+.PHONY: fuzz
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p core/fuzz/.work/$$t && \
+		(cd core/fuzz && cargo +nightly fuzz run $$t .work/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done
+
 bench/.venvs/litellm/.installed:
 	python3 -m venv bench/.venvs/litellm
 	bench/.venvs/litellm/bin/pip install --quiet --disable-pip-version-check 'litellm[proxy]==1.108.7'

@@ -971,3 +971,36 @@ fn regression_the_error_for_a_missing_list_is_not_glued_onto_an_unterminated_lin
         assert!(d.body.starts_with(stream), "the tail itself passes as it came");
     }
 }
+
+/// Found by the `response_json` fuzz target: the oracle's first version flagged every string
+/// containing the name, here a kept tool's schema text. Not a listing; the oracle now judges
+/// item names of the requested list (every reading), and this input is delivered as it came.
+#[test]
+fn regression_the_name_in_a_kept_items_text_is_not_a_listing() {
+    let sc = Scenario::single("7", Kind::Tool);
+    let body = br#"{"jsonrpc":"1.0","id":7,"result":{"tools":[{"name":"ok_tool","inputSchema":{"tzpe":"o....secret_tool....bject"}},{"name":"cesret_tool"}],"nextCursor":"c"}}"#;
+    let d = run(
+        &sc,
+        &upstream(body.to_vec(), (200, Some("application/json"), None, false), vec![]),
+        1 << 20,
+    );
+    check_safety(&sc, &d).unwrap();
+    assert_eq!(d.body, body.to_vec());
+}
+
+/// Found by the `response_sse` fuzz target (event limit 64): the output depends on the
+/// chunking when an event exceeds the limit, because the parser fails on the chunk that
+/// crossed it and the blocks completed earlier in that same chunk (`: ping`, `retry:`) are
+/// lost with it. Accepted: either way the stream ends there and the list gets its error.
+#[test]
+fn regression_an_oversized_event_fails_closed_however_the_stream_is_chunked() {
+    let sc = Scenario::single("7", Kind::Tool);
+    let stream = b": ping\r\nretry: 1000\r\n\r\nevent: message\r\ndata: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":7,\"result\":{\"tools\":[{\"name\":\"secret_tool\"}]}}\r\n\r\n";
+    for cuts in [vec![], vec![24], vec![1, 2, 3, 30, 60]] {
+        let d = run(&sc, &sse(stream, cuts.clone()), 64);
+        check_safety(&sc, &d).unwrap();
+        check_answered(&sc, &d).unwrap();
+        assert!(is_refusal(&sc, &d), "{cuts:?}");
+        assert!(String::from_utf8_lossy(&d.body).contains("exceeds 64 bytes"));
+    }
+}

@@ -125,9 +125,9 @@ pub fn run(sc: &Scenario, up: &Upstream, max_event_bytes: usize) -> Delivered {
         body: b,
         tally,
     };
-    let ours = |b: Vec<u8>, tally: Tally, start: Start| Delivered {
+    let ours = |status: u16, b: Vec<u8>, tally: Tally, start: Start| Delivered {
         start,
-        status: 200,
+        status,
         content_type: Some(b"application/json".to_vec()),
         content_encoding: None,
         body: b,
@@ -148,8 +148,8 @@ pub fn run(sc: &Scenario, up: &Upstream, max_event_bytes: usize) -> Delivered {
             out.extend(rw.finish(&mut e, keep, &mut tally));
             same(out, tally, start)
         }
-        Start::Answer(b) => ours(b, tally, start),
-        Start::Replace { body, .. } => ours(body, tally, start),
+        Start::Answer(b) => ours(200, b, tally, start),
+        Start::Replace { status, body, .. } => ours(status, body, tally, start),
     }
 }
 
@@ -196,10 +196,11 @@ pub fn decoded(body: &[u8], content_encoding: Option<&[u8]>) -> Vec<u8> {
 }
 
 /// Every JSON-RPC message object some lenient client would read from what was delivered.
-/// Non-2xx answers are transport errors to clients: nothing is read from them.
+/// Error statuses too: they are transport errors to clients, but some show the body to the
+/// user (the TypeScript SDK puts it in the error's message). 1xx and 3xx bodies are not read.
 pub fn client_messages(d: &Delivered) -> Vec<J> {
     let mut out = Vec::new();
-    if !(200..300).contains(&d.status) {
+    if !(200..300).contains(&d.status) && !(400..600).contains(&d.status) {
         return out;
     }
     let body = decoded(&d.body, d.content_encoding.as_deref());
@@ -245,28 +246,38 @@ pub fn id_matches(req: &serde_json::Value, id: &J) -> bool {
     }
 }
 
-/// The safety property. `Err` names what leaked.
+/// The safety property: no response a lenient client dispatches to a list request holds, in
+/// any copy of its `result` (duplicate keys: first- and last-wins readings alike), an item of
+/// the requested list named [`SECRET`] (decoded; a lone surrogate read as U+FFFD or dropped).
+/// Other strings (a kept tool's description, a schema) are the server's text, not a listing.
+/// `Err` names what leaked.
 pub fn check_safety(sc: &Scenario, d: &Delivered) -> Result<(), String> {
     let ids = sc.list_ids();
     for m in client_messages(d) {
-        let J::Obj(fields) = &m else { continue };
-        let has_result = fields.iter().any(|(k, _)| k == "result");
-        if !has_result {
-            continue;
-        }
-        let to_list = fields
-            .iter()
-            .filter(|(k, _)| k == "id")
-            .any(|(_, v)| ids.iter().any(|r| id_matches(r, v)));
-        if to_list && m.any_string(&|s| s.contains(SECRET)) {
-            return Err(format!(
-                "a client dispatches a list result naming {SECRET}: {m:?}\nstart: {:?}\nout: {:?}",
-                d.start,
-                String::from_utf8_lossy(&d.body)
-            ));
+        for (id, (_, kind)) in ids.iter().zip(&sc.lists) {
+            let to_list = m.members("id").any(|v| id_matches(id, v));
+            if to_list && lists_secret(&m, *kind) {
+                return Err(format!(
+                    "a client dispatches a {} result naming {SECRET}: {m:?}\nstart: {:?}\nout: {:?}",
+                    kind.list_key(),
+                    d.start,
+                    String::from_utf8_lossy(&d.body)
+                ));
+            }
         }
     }
     Ok(())
+}
+
+/// Does some reading of `m` list an item of `kind` named [`SECRET`]?
+pub fn lists_secret(m: &J, kind: Kind) -> bool {
+    let secret = |v: &J| matches!(v, J::Str(s) if s == SECRET || s.replace('\u{fffd}', "") == SECRET);
+    m.members("result").any(|r| {
+        r.members(kind.list_key()).any(|l| match l {
+            J::Arr(items) => items.iter().any(|i| i.members(kind.item_key()).any(secret)),
+            _ => false,
+        })
+    })
 }
 
 /// Fail closed also means: every list request gets an answer (the upstream's, filtered, or
@@ -361,6 +372,15 @@ pub enum J {
 }
 
 impl J {
+    /// Every value of member `key` (all of them, when the key is repeated).
+    pub fn members<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a J> + 'a {
+        let o: &[(String, J)] = match self {
+            J::Obj(o) => o,
+            _ => &[],
+        };
+        o.iter().filter(move |(k, _)| k == key).map(|(_, v)| v)
+    }
+
     pub fn any_string(&self, f: &dyn Fn(&str) -> bool) -> bool {
         match self {
             J::Str(s) => f(s),
