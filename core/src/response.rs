@@ -601,13 +601,18 @@ impl SseRewriter {
                     // type, `xevent: message`, which clients ignore).
                     let start = (tail.start - self.base) as usize;
                     let raw = self.pending.get(start..).unwrap_or_default();
-                    let fresh = !self.forwarded && out.is_empty() && tail.start > 0;
-                    forward(&mut out, raw, fresh);
-                    out.extend_from_slice(match raw.last() {
-                        Some(b'\n') => &b"\n"[..],
-                        Some(b'\r') => b"\r",
-                        _ => b"\n\n",
-                    });
+                    if std::str::from_utf8(raw).is_err() {
+                        // As in `emit`: not UTF-8, not delivered.
+                        tally.refuse(reason::UNFILTERABLE, || "an event is not UTF-8".into());
+                    } else {
+                        let fresh = !self.forwarded && out.is_empty() && tail.start > 0;
+                        forward(&mut out, raw, fresh);
+                        out.extend_from_slice(match raw.last() {
+                            Some(b'\n') => &b"\n"[..],
+                            Some(b'\r') => b"\r",
+                            _ => b"\n\n",
+                        });
+                    }
                 }
             }
             Err(e) => {
@@ -682,6 +687,13 @@ fn emit<F>(
 ) where
     F: FnMut(Kind, &str) -> bool,
 {
+    if std::str::from_utf8(raw).is_err() {
+        // Decoders differ on invalid UTF-8 (U+FFFD, bytes dropped, another charset), so what
+        // the gateway read (U+FFFD) need not be what a client reads: not delivered, as JSON
+        // bodies that are not UTF-8 are not.
+        tally.refuse(reason::UNFILTERABLE, || "an event is not UTF-8".into());
+        return;
+    }
     let data = match ev.data() {
         // Priming events (an id and empty data), keep-alives: no message in them.
         Some(d) if !d.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r')).is_empty() => d,

@@ -1004,3 +1004,29 @@ fn regression_an_oversized_event_fails_closed_however_the_stream_is_chunked() {
         assert!(String::from_utf8_lossy(&d.body).contains("exceeds 64 bytes"));
     }
 }
+
+/// Found by the `response_sse` fuzz target: a name with invalid UTF-8 (`s\x8a\x8a\x8aecret_tool`)
+/// was judged as the gateway's lossy decoding reads it (`s\u{FFFD}\u{FFFD}\u{FFFD}ecret_tool`,
+/// visible) and forwarded raw; a client whose decoder drops invalid bytes reads `secret_tool`.
+/// Events (and a final tail) that are not UTF-8 are now not delivered, as JSON bodies are not.
+#[test]
+fn regression_an_event_that_is_not_utf8_is_not_delivered() {
+    let sc = Scenario::single("7", Kind::Tool);
+    let stream = b"id: 1\ndata: \n\nevent: message\nid: 2\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"ok_tool\"},{\"name\":\"s\x8a\x8a\x8aecret_tool\"}]}}\n\n";
+    let d = run(&sc, &sse(stream, vec![]), 1 << 20);
+    check_safety(&sc, &d).unwrap();
+    check_answered(&sc, &d).unwrap();
+    assert!(d.body.starts_with(b"id: 1\ndata: \n\n"), "valid blocks still pass");
+    assert!(std::str::from_utf8(&d.body).is_ok());
+    let d = run(&sc, &sse(b": \xff\xfe\n\nid: \x8a", vec![]), 1 << 20);
+    assert!(std::str::from_utf8(&d.body).is_ok(), "{:?}", d.body);
+    // The JSON path already refused it.
+    let body = &stream[41..stream.len() - 2];
+    assert!(body.starts_with(b"{") && body.ends_with(b"}"));
+    let d = run(
+        &sc,
+        &upstream(body.to_vec(), (200, Some("application/json"), None, false), vec![]),
+        1 << 20,
+    );
+    assert!(is_refusal(&sc, &d), "{:?}", String::from_utf8_lossy(&d.body));
+}
