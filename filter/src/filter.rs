@@ -103,6 +103,8 @@ pub struct McpFilter {
     /// The id (raw JSON) of a single forwarded request, so a failure after the upstream ran
     /// still answers it.
     request_id: Option<String>,
+    /// `server` was read from the route (it is read once the identity headers are final).
+    server_read: bool,
     /// How the response body is handled, decided at response headers.
     body_mode: BodyMode,
     body: Vec<u8>,
@@ -120,6 +122,17 @@ impl McpFilter {
         McpFilter::default()
     }
 
+    /// Take the server from the route's `mcp_policy.server` metadata (once).
+    fn read_server(&mut self, h: &impl Host) {
+        if std::mem::replace(&mut self.server_read, true) {
+            return;
+        }
+        self.server = h
+            .route_metadata("server")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned);
+    }
+
     fn server<'a>(&'a self, rt: &'a Runtime) -> &'a str {
         self.server.as_deref().unwrap_or(&rt.config.server)
     }
@@ -133,10 +146,6 @@ impl McpFilter {
                 .and_then(Hook::from_name);
         }
         self.maybe_panic(Hook::RequestHeaders);
-        self.server = h
-            .route_metadata("server")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .map(str::to_owned);
         // MCP's Streamable HTTP uses POST (messages), GET (server stream) and DELETE (end a
         // session); OPTIONS/HEAD carry nothing to judge.
         let (is_post, is_get, method_ok) = match h.request_header(":method") {
@@ -243,11 +252,8 @@ impl McpFilter {
             // A route may match on the identity headers: match it again on what the gateway
             // vouches for, not on the client's copies, and take the server from that route.
             h.clear_route_cache();
-            self.server = h
-                .route_metadata("server")
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .map(str::to_owned);
         }
+        self.read_server(h);
         if let Some(cred) = cfg.credentials.get(self.server(rt)) {
             h.set_request_header("authorization", cred.as_bytes());
         } else if cfg.identity.is_some() && !cfg.pass_authorization {
@@ -752,6 +758,7 @@ impl McpFilter {
     }
 
     fn auth_refusal(&mut self, rt: &Runtime, h: &mut impl Host, e: &AuthError) {
+        self.read_server(h);
         let Some(identity) = &rt.config.identity else { return };
         self.request = RequestState::Done;
         let why = if e.status() == 403 {
@@ -770,6 +777,7 @@ impl McpFilter {
 
     /// Answer the request with `r` (counted and recorded); nothing more is judged or forwarded.
     fn reject(&mut self, rt: &Runtime, h: &mut impl Host, r: Refusal) {
+        self.read_server(h);
         self.request = RequestState::Done;
         h.increment_counter(rt.stats.rejected_total, &[self.server(rt), r.why.label()], 1);
         h.set_metadata("decision", "reject");
