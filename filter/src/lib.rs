@@ -24,4 +24,6 @@ mod fake;
 #[cfg(test)]
 mod test_symbols;
 #[cfg(test)]
+mod tests_oracle;
+#[cfg(test)]
 mod tests_policy;
