@@ -11,7 +11,7 @@
 //! non-string key or the key twice is hidden and counted; a response whose shape cannot be
 //! trusted (bad JSON, duplicate envelope keys, a result without its list) is an error.
 
-use crate::strict_json::{Scanner, Syntax, WalkError, DEFAULT_MAX_DEPTH};
+use crate::strict_json::{folds_to, Scanner, Syntax, WalkError, DEFAULT_MAX_DEPTH};
 use std::borrow::Cow;
 use std::ops::Range;
 
@@ -80,6 +80,9 @@ fn walk_err(pos: usize, e: WalkError) -> RewriteError {
         WalkError::Syntax(s) => s.into(),
         WalkError::TooDeep(d) => RewriteError::at(pos, format!("nested deeper than {d} levels")),
         WalkError::Duplicate(k) => RewriteError::at(pos, format!("duplicate key {:?}", String::from_utf8_lossy(&k))),
+        WalkError::Confusable(k, c) => {
+            RewriteError::at(pos, format!("key {:?} reads as {c:?}", String::from_utf8_lossy(&k)))
+        }
     }
 }
 
@@ -206,9 +209,18 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
     let mut lists: Vec<List<'_>> = Vec::new();
     let mut seen_envelope: [bool; 5] = [false; 5];
     s.object(|key, s| {
-        let slot = ["jsonrpc", "id", "result", "error", "method"]
-            .iter()
-            .position(|k| key.eq_str(k).unwrap_or(false));
+        const ENVELOPE: [&str; 5] = ["jsonrpc", "id", "result", "error", "method"];
+        let slot = ENVELOPE.iter().position(|k| key.eq_str(k).unwrap_or(false));
+        if slot.is_none() {
+            let decoded = key.decode()?;
+            if let Some(k) = ENVELOPE.iter().find(|k| folds_to(&decoded, k)) {
+                // A case-insensitive client (Go) would read it as the real member.
+                return Err(RewriteError::at(
+                    key.offset,
+                    format!("key {:?} reads as {k:?}", key.raw),
+                ));
+            }
+        }
         if let Some(i) = slot {
             if std::mem::replace(&mut seen_envelope[i], true) {
                 return Err(RewriteError::at(
@@ -268,6 +280,13 @@ fn result<'a>(s: &mut Scanner<'a>, lists: &mut Vec<List<'a>>) -> Result<(), Rewr
     s.object(|key, s| {
         let kinds = [Kind::Tool, Kind::Resource, Kind::ResourceTemplate, Kind::Prompt];
         let Some(k) = kinds.iter().position(|k| key.eq_str(k.list_key()).unwrap_or(false)) else {
+            let decoded = key.decode()?;
+            if let Some(k) = kinds.iter().find(|k| folds_to(&decoded, k.list_key())) {
+                return Err(RewriteError::at(
+                    key.offset,
+                    format!("key {:?} reads as {:?}", key.raw, k.list_key()),
+                ));
+            }
             return skip(s, 2);
         };
         let kind = kinds[k];
@@ -342,6 +361,10 @@ fn item<'a>(s: &mut Scanner<'a>, kind: Kind) -> Result<Option<Cow<'a, str>>, Rew
     let mut name: Option<Option<Cow<'a, str>>> = None;
     s.object(|key, s| {
         if !key.eq_str(item_key)? {
+            if folds_to(&key.decode()?, item_key) {
+                // `Name` next to (or instead of) `name`: unusable, so the item is hidden.
+                name = Some(None);
+            }
             return skip(s, 4);
         }
         let value = if s.peek() == Some(b'"') {
@@ -459,6 +482,19 @@ mod tests {
         assert_eq!(rw(body, Kind::Tool, &["x"]).unwrap(), Rewrite::Unchanged);
         let body = r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1}}"#;
         assert_eq!(rw(body, Kind::Tool, &["x"]).unwrap(), Rewrite::Unchanged);
+    }
+
+    #[test]
+    fn case_variant_members_that_go_clients_would_read_are_refused_or_hidden() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]},"Result":{"tools":[{"name":"x"}]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[],"Tools":[{"name":"x"}]}}"#,
+        ] {
+            assert!(rw(body, Kind::Tool, &["x"]).is_err(), "{body}");
+        }
+        let body = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"ok","Name":"x"},{"name":"ok"}]}}"#;
+        let (_, removed) = rewritten(body, Kind::Tool, &["x"]);
+        assert_eq!(removed, 1);
     }
 
     #[test]

@@ -52,6 +52,15 @@ pub enum StrictJsonError {
     /// `key` the repeated key.
     #[error("duplicate key {key} in {path}")]
     DuplicateKey { path: String, key: String },
+    /// A key that a case-insensitive decoder (Go's `encoding/json`, which also folds `ſ` to `s`
+    /// and `K` to `k`) would read as one of the JSON-RPC/MCP members the gateway judges
+    /// (`Method`, `NAME`, `paramſ`), next to or instead of the real one.
+    #[error("key {key} in {path} reads as {canonical:?} to case-insensitive decoders: use the exact name")]
+    ConfusableKey {
+        path: String,
+        key: String,
+        canonical: &'static str,
+    },
     /// Nesting deeper than the limit; `path` is where the limit was crossed.
     #[error("JSON nested deeper than {max_depth} levels at {path}")]
     TooDeep { path: String, max_depth: usize },
@@ -63,9 +72,9 @@ impl StrictJsonError {
     pub fn code(&self) -> i32 {
         match self {
             StrictJsonError::Syntax { .. } => crate::jsonrpc::code::PARSE_ERROR,
-            StrictJsonError::DuplicateKey { .. } | StrictJsonError::TooDeep { .. } => {
-                crate::jsonrpc::code::INVALID_REQUEST
-            }
+            StrictJsonError::DuplicateKey { .. }
+            | StrictJsonError::ConfusableKey { .. }
+            | StrictJsonError::TooDeep { .. } => crate::jsonrpc::code::INVALID_REQUEST,
         }
     }
 }
@@ -172,8 +181,55 @@ impl<'a> DupVisitor<'a> {
                 path: self.path(false),
                 key: echo_key(&key),
             },
+            WalkError::Confusable(key, canonical) => StrictJsonError::ConfusableKey {
+                path: self.path(false),
+                key: echo_key(&key),
+                canonical,
+            },
         }
     }
+}
+
+/// JSON-RPC and MCP member names the gateway judges.
+const JUDGED_KEYS: [&str; 11] = [
+    "jsonrpc",
+    "id",
+    "method",
+    "params",
+    "result",
+    "error",
+    "name",
+    "uri",
+    "arguments",
+    "cursor",
+    "_meta",
+];
+
+/// The judged name `key` is *not* but would be read as by a case-insensitive decoder.
+fn confusable(key: &[u8]) -> Option<&'static str> {
+    let key = std::str::from_utf8(key).ok()?;
+    JUDGED_KEYS.iter().copied().find(|k| folds_to(key, k))
+}
+
+/// Is `key` a different spelling of `name` (ASCII case, `ſ` for `s`, `K` for `k`) that Go's
+/// `encoding/json` would match to it? `false` for `name` itself.
+pub(crate) fn folds_to(key: &str, name: &str) -> bool {
+    if key == name || key.len() < name.len() || key.len() > name.len() * 3 {
+        return false;
+    }
+    let mut chars = key.chars();
+    for n in name.chars() {
+        let Some(c) = chars.next() else { return false };
+        let c = match c {
+            '\u{17F}' => 's',
+            '\u{212A}' => 'k',
+            c => c.to_ascii_lowercase(),
+        };
+        if c != n {
+            return false;
+        }
+    }
+    chars.next().is_none()
 }
 
 fn push_key(out: &mut String, key: &[u8]) {
@@ -210,6 +266,14 @@ impl<'a> Visitor<'a> for DupVisitor<'a> {
 
     fn key(&mut self, key: JsonStr<'a>) -> Result<(), WalkError> {
         let key = key.decode_bytes().map_err(WalkError::Syntax)?;
+        // Members the gateway judges sit in the message object and in `params`: the first two
+        // object levels (a batch adds an array, not an object).
+        let objects = self.frames.iter().filter(|f| matches!(f, Frame::Object { .. })).count();
+        if objects <= 2 {
+            if let Some(canonical) = confusable(&key) {
+                return Err(WalkError::Confusable(key.into_owned(), canonical));
+            }
+        }
         let Some(Frame::Object { start, set }) = self.frames.last_mut() else {
             return Ok(());
         };
@@ -274,6 +338,8 @@ pub(crate) enum WalkError {
     Syntax(Syntax),
     TooDeep(usize),
     Duplicate(Vec<u8>),
+    /// See [`StrictJsonError::ConfusableKey`].
+    Confusable(Vec<u8>, &'static str),
 }
 
 impl From<Syntax> for WalkError {
@@ -756,6 +822,26 @@ mod tests {
 
     fn err(body: &str) -> StrictJsonError {
         check(body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn keys_a_case_insensitive_decoder_would_read_as_judged_members_are_refused() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":0,"method":"ping","Method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","NAME":"delete_repo"}}"#,
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"param\u{17f}\":{}}",
+            r#"[{"jsonrpc":"2.0","id":1,"method":"x","Params":{}}]"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","p\u0041rams":{}}"#,
+        ] {
+            assert!(
+                matches!(check(body.as_bytes()), Err(StrictJsonError::ConfusableKey { .. })),
+                "{body}"
+            );
+        }
+        // Deeper down (tool arguments) keys are the tool's business.
+        let ok =
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"e","arguments":{"Name":1,"name":2}}}"#;
+        assert_eq!(check(ok.as_bytes()), Ok(()));
     }
 
     #[test]

@@ -314,7 +314,7 @@ fn render(ctx: &Ctx, m: &MsgSpec) -> Rendered {
     join(&mut list, items, ",");
     list.push(p("]"));
     let mut result = vec![p("{")];
-    let listed_key = if mutation == 11 && m.arg % 2 == 0 {
+    let listed_key = if mutation == 11 && m.arg.is_multiple_of(2) {
         lk.replacen('s', "\\u0073", 1)
     } else {
         lk.to_owned()
@@ -325,7 +325,7 @@ fn render(ctx: &Ctx, m: &MsgSpec) -> Rendered {
         3 => {
             // The list key twice (second maybe spelled with an escape), one copy holding the
             // secret.
-            let other = if m.arg % 2 == 0 {
+            let other = if m.arg.is_multiple_of(2) {
                 lk.to_owned()
             } else {
                 lk.replacen('s', "\\u0073", 1)
@@ -385,7 +385,7 @@ fn render(ctx: &Ctx, m: &MsgSpec) -> Rendered {
             // `result` twice: one filtered list, one holding the secret.
             let bad = format!("{{\"{lk}\":[{{\"{}\":\"{SECRET}\"}}]}}", item_key(kind));
             env.push(vec![p("\"result\""), p(":"), bad]);
-            if m.arg % 2 == 0 {
+            if m.arg.is_multiple_of(2) {
                 let l = env.len();
                 env.swap(l - 1, l - 2);
             }
@@ -457,7 +457,10 @@ struct JsonSpec {
 fn json_body(ctx: &Ctx, s: &JsonSpec) -> Vec<u8> {
     let texts: Vec<String> = s.msgs.iter().map(|m| render(ctx, m).text()).collect();
     let mut body = if s.array || texts.len() != 1 {
-        format!("[{}]", texts.join(if s.garbage % 3 == 0 { ",\n" } else { "," }))
+        format!(
+            "[{}]",
+            texts.join(if s.garbage.is_multiple_of(3) { ",\n" } else { "," })
+        )
     } else {
         texts[0].clone()
     };

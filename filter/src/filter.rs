@@ -903,6 +903,12 @@ fn copy_mcp_headers(h: &impl Host) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
 /// read. JSON-RPC over Streamable HTTP is `application/json`; an encoded body would hide the
 /// method and arguments from policy.
 fn unjudgeable_body(h: &impl Host) -> Option<String> {
+    // Two copies: the module would read the first, a server maybe the last.
+    for name in ["content-type", "content-encoding"] {
+        if h.request_header_count(name) > 1 {
+            return Some(format!("more than one {name} header: send exactly one"));
+        }
+    }
     if let Some(enc) = h.request_header("content-encoding") {
         let enc = String::from_utf8_lossy(enc);
         if !enc.trim().eq_ignore_ascii_case("identity") {
@@ -915,9 +921,26 @@ fn unjudgeable_body(h: &impl Host) -> Option<String> {
     match h.request_header("content-type") {
         None => Some("missing content-type: MCP requests are application/json".to_owned()),
         Some(ct) => {
-            let media = ct.split(|b| *b == b';').next().unwrap_or_default();
+            let mut parts = ct.split(|b| *b == b';');
+            let media = parts.next().unwrap_or_default();
             if media.trim_ascii().eq_ignore_ascii_case(b"application/json") {
-                None
+                // JSON is UTF-8 (RFC 8259 §8.1); a server honouring another declared charset
+                // (utf-7, utf-16, latin1) would read a different message than the one judged.
+                let charset = parts.find_map(|p| {
+                    let p = p.trim_ascii();
+                    let (k, v) = p.split_at(p.iter().position(|b| *b == b'=')?);
+                    k.trim_ascii().eq_ignore_ascii_case(b"charset").then(|| {
+                        let v = v[1..].trim_ascii();
+                        v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v)
+                    })
+                });
+                match charset {
+                    Some(c) if !c.eq_ignore_ascii_case(b"utf-8") && !c.eq_ignore_ascii_case(b"utf8") => Some(format!(
+                        "charset {:?} is not accepted: MCP messages are UTF-8 JSON",
+                        String::from_utf8_lossy(c)
+                    )),
+                    _ => None,
+                }
             } else {
                 Some(format!(
                     "content-type {:?} is not application/json",

@@ -25,7 +25,7 @@
 //!   tricks, any chunking, end of stream at body or trailers) are forwarded byte for byte.
 //!
 //! `PROPTEST_CASES=N` raises the case count (the default keeps the file within a few seconds
-//! in debug). Bypasses found are pinned as `#[ignore]`d tests at the end until fixed.
+//! in debug). Every bypass found is a `regression_*` test at the end.
 
 use crate::fake::FakeHost;
 use crate::filter::{BodyStatus, HeadersStatus, McpFilter, Runtime};
@@ -1512,7 +1512,7 @@ fn cases(default: u32) -> Config {
 
 /// Readings with a reported, not yet fixed bypass (pinned by the `#[ignore]`d tests at the
 /// end): left out of the safety property so `cargo test` stays green. Empty this when fixed.
-const KNOWN_BYPASSES: &[&str] = &["case-folded keys", "charset=utf-7"];
+const KNOWN_BYPASSES: &[&str] = &[];
 
 fn check_safety(hs: &HeadSpec, b: &BodySpec, eos: Eos, cuts: &[usize]) -> Result<(), TestCaseError> {
     let text = body_text(b);
@@ -1729,8 +1729,7 @@ fn assert_refused_or_harmless(headers: Vec<(String, Vec<u8>)>, body: &str) {
 }
 
 #[test]
-#[ignore = "bypass: keys differing from method/params/name only in case (or by ſ/K folding) are forwarded; Go's encoding/json matches them and the last wins"]
-fn bypass_case_variant_keys_are_read_by_go_upstreams() {
+fn regression_case_variant_keys_are_refused_since_go_upstreams_read_them() {
     // Anonymous `ping` (allowed) that a Go server decodes as `tools/call delete_repo`.
     assert_refused_or_harmless(
         post_headers("application/json", false),
@@ -1749,10 +1748,21 @@ fn bypass_case_variant_keys_are_read_by_go_upstreams() {
 }
 
 #[test]
-#[ignore = "bypass: content-type charset=utf-7 is accepted; a server honouring it decodes +ACI- as a quote and reads a second params.name"]
-fn bypass_utf7_charset_smuggles_a_second_name() {
+fn regression_a_utf7_charset_is_refused_since_it_smuggles_a_second_name() {
     assert_refused_or_harmless(
         post_headers("application/json; charset=\"utf-7\"", true),
+        r#"{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"echo","x":"+ACI-,+ACI-name+ACI-:+ACI-delete_repo+ACI-,+ACI-y+ACI-:+ACI-"}}"#,
+    );
+}
+
+#[test]
+fn regression_a_second_content_type_cannot_declare_a_charset_the_module_did_not_read() {
+    // Found by the safety property: the module read the first content-type, a server honouring
+    // the last decodes UTF-7 and reads a second params.name.
+    let mut headers = post_headers("application/json", true);
+    headers.push(("content-type".into(), b"application/json; charset=\"utf-7\"".to_vec()));
+    assert_refused_or_harmless(
+        headers,
         r#"{"jsonrpc":"2.0","id":0,"method":"tools/call","params":{"name":"echo","x":"+ACI-,+ACI-name+ACI-:+ACI-delete_repo+ACI-,+ACI-y+ACI-:+ACI-"}}"#,
     );
 }
