@@ -13,7 +13,7 @@ MODULE := target/release/libmcp_policy.so
 run: build $(PEERS)
 	$(PY) integration/demo.py
 
-test: unit integration
+test: unit fuzz-smoke integration
 
 unit:
 	cargo test --workspace --locked
@@ -77,14 +77,29 @@ $(BENCH_PY): bench/requirements.txt
 bench-venvs: $(BENCH_VENVS)
 
 # `make fuzz`: coverage-guided fuzzing of the core (core/fuzz/, its own workspace), each target
-# for FUZZ_SECONDS. Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz
-# --locked`); never part of `make test`, whose oracle is core/tests/oracle_response.rs (stable).
+# for FUZZ_SECONDS. Needs the nightly toolchain and cargo-fuzz (installed on first use).
+# `make test` runs the same targets briefly (`fuzz-smoke`, FUZZ_SMOKE_SECONDS each) when a
+# nightly toolchain is present; its stable oracles are core/tests/oracle_response.rs and
+# filter/src/tests_oracle.rs (property-based, always run).
 # New inputs go to core/fuzz/.work/<target>; the committed seeds stay core/fuzz/corpus/<target>.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := response_json response_sse sse_parser request_body
 
-.PHONY: fuzz
-fuzz:
+FUZZ_SMOKE_SECONDS ?= 10
+CARGO_FUZZ := $(shell command -v cargo-fuzz 2>/dev/null || echo $(HOME)/.cargo/bin/cargo-fuzz)
+
+.PHONY: fuzz fuzz-smoke fuzz-tools
+fuzz-tools:
+	@test -x $(CARGO_FUZZ) || cargo install cargo-fuzz --locked
+
+fuzz-smoke:
+	@if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then \
+		$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS); \
+	else \
+		echo "fuzz-smoke: no nightly toolchain here, cargo fuzz targets skipped (the stable oracles ran in unit)"; \
+	fi
+
+fuzz: fuzz-tools
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p core/fuzz/.work/$$t && \
 		(cd core/fuzz && cargo +nightly fuzz run $$t .work/$$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
