@@ -155,17 +155,17 @@ impl Refusal {
     }
 
     /// The complete local reply.
-    pub fn reply(&self) -> Reply {
+    pub fn reply(self) -> Reply {
         let mut r = reply::jsonrpc_error(
             self.status,
             self.details.unwrap_or(self.why.details()),
             self.id.as_deref(),
             self.code,
             &self.message,
-            self.data.clone(),
+            self.data,
         );
-        if let Some(c) = &self.challenge {
-            r.headers.push(("www-authenticate", c.clone()));
+        if let Some(c) = self.challenge {
+            r.headers.push(("www-authenticate", c));
         }
         if let Some(a) = self.allow {
             r.headers.push(("allow", a.to_owned()));

@@ -207,14 +207,24 @@ const JUDGED_KEYS: [&str; 11] = [
 
 /// The judged name `key` is *not* but would be read as by a case-insensitive decoder.
 fn confusable(key: &[u8]) -> Option<&'static str> {
+    if !may_fold(key) {
+        return None;
+    }
     let key = std::str::from_utf8(key).ok()?;
     JUDGED_KEYS.iter().copied().find(|k| folds_to(key, k))
+}
+
+/// Only keys with an uppercase ASCII letter or a non-ASCII byte can be another spelling of a
+/// judged (lowercase ASCII) name: the common case costs one pass over a short key.
+#[inline]
+fn may_fold(key: &[u8]) -> bool {
+    key.len() <= 27 && key.iter().any(|b| b.is_ascii_uppercase() || *b >= 0x80)
 }
 
 /// Is `key` a different spelling of `name` (ASCII case, `ſ` for `s`, `K` for `k`) that Go's
 /// `encoding/json` would match to it? `false` for `name` itself.
 pub(crate) fn folds_to(key: &str, name: &str) -> bool {
-    if key == name || key.len() < name.len() || key.len() > name.len() * 3 {
+    if !may_fold(key.as_bytes()) || key == name || key.len() < name.len() || key.len() > name.len() * 3 {
         return false;
     }
     let mut chars = key.chars();
