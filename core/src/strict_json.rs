@@ -224,7 +224,16 @@ fn may_fold(key: &[u8]) -> bool {
 /// Is `key` a different spelling of `name` (ASCII case, `ſ` for `s`, `K` for `k`) that Go's
 /// `encoding/json` would match to it? `false` for `name` itself.
 pub(crate) fn folds_to(key: &str, name: &str) -> bool {
-    if !may_fold(key.as_bytes()) || key == name || key.len() < name.len() || key.len() > name.len() * 3 {
+    // Cheapest tests first: length, then the first byte (unless it starts a `ſ`/`K`).
+    let (k, n) = (key.as_bytes(), name.as_bytes());
+    if k.len() < n.len() || k.len() > n.len() * 3 {
+        return false;
+    }
+    match (k.first(), n.first()) {
+        (Some(a), Some(b)) if *a < 0x80 && a.to_ascii_lowercase() != *b => return false,
+        _ => {}
+    }
+    if key == name || !may_fold(k) {
         return false;
     }
     let mut chars = key.chars();
