@@ -212,7 +212,7 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
         const ENVELOPE: [&str; 5] = ["jsonrpc", "id", "result", "error", "method"];
         let slot = ENVELOPE.iter().position(|k| key.eq_str(k).unwrap_or(false));
         if slot.is_none() {
-            let decoded = key.decode()?;
+            let decoded = key_text(&key)?;
             if let Some(k) = ENVELOPE.iter().find(|k| folds_to(&decoded, k)) {
                 // A case-insensitive client (Go) would read it as the real member.
                 return Err(RewriteError::at(
@@ -262,6 +262,16 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
     Ok(Scan { body, id, shape, lists })
 }
 
+/// A key's text, decoded only when it has escapes (the common key is borrowed as is).
+#[inline]
+fn key_text<'a>(key: &crate::strict_json::JsonStr<'a>) -> Result<Cow<'a, str>, Syntax> {
+    if key.escaped {
+        key.decode()
+    } else {
+        Ok(Cow::Borrowed(key.raw))
+    }
+}
+
 fn skip(s: &mut Scanner<'_>, depth: usize) -> Result<(), RewriteError> {
     let pos = s.pos();
     s.skip_value(DEFAULT_MAX_DEPTH.saturating_sub(depth))
@@ -280,7 +290,7 @@ fn result<'a>(s: &mut Scanner<'a>, lists: &mut Vec<List<'a>>) -> Result<(), Rewr
     s.object(|key, s| {
         let kinds = [Kind::Tool, Kind::Resource, Kind::ResourceTemplate, Kind::Prompt];
         let Some(k) = kinds.iter().position(|k| key.eq_str(k.list_key()).unwrap_or(false)) else {
-            let decoded = key.decode()?;
+            let decoded = key_text(&key)?;
             if let Some(k) = kinds.iter().find(|k| folds_to(&decoded, k.list_key())) {
                 return Err(RewriteError::at(
                     key.offset,
@@ -361,7 +371,7 @@ fn item<'a>(s: &mut Scanner<'a>, kind: Kind) -> Result<Option<Cow<'a, str>>, Rew
     let mut name: Option<Option<Cow<'a, str>>> = None;
     s.object(|key, s| {
         if !key.eq_str(item_key)? {
-            if folds_to(&key.decode()?, item_key) {
+            if folds_to(&key_text(&key)?, item_key) {
                 // `Name` next to (or instead of) `name`: unusable, so the item is hidden.
                 name = Some(None);
             }
