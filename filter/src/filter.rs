@@ -6,8 +6,10 @@
 //! host, without Envoy. The decisions themselves come from `mcp-policy-core`.
 //!
 //! Request path: headers (metadata document, Origin, identity, header hygiene) → body (strict
-//! JSON, JSON-RPC, MCP headers, subject, policy) → forward or answer. Response path: only list
-//! results are touched (rewritten per principal, JSON or SSE); everything else streams through.
+//! JSON, JSON-RPC, then `core::judge` per message) → forward or answer; a body on a method that
+//! carries none is refused. Response path: an answer the module must read (lists, batches with
+//! refusals, the GET stream) goes through `core::response`, which rewrites it or replaces it
+//! with JSON-RPC errors carrying the request ids; everything else streams through.
 
 use crate::envoy::{Host, Level, Side};
 use crate::stats::Stats;
@@ -249,8 +251,9 @@ impl McpFilter {
             }
         }
         if self.rewrite_identity_headers(rt, h) {
-            // A route may match on the identity headers: match it again on what the gateway
-            // vouches for, not on the client's copies, and take the server from that route.
+            // A route may match on the identity headers: Envoy matches it again on what the
+            // gateway vouches for, never on the client's copies. (Envoy 1.40 still reports the
+            // first route's metadata to the module: docs/design/failure-modes.md, known limits.)
             h.clear_route_cache();
         }
         self.read_server(h);
