@@ -505,6 +505,13 @@ mod tests {
         let body = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"ok","Name":"x"},{"name":"ok"}]}}"#;
         let (_, removed) = rewritten(body, Kind::Tool, &["x"]);
         assert_eq!(removed, 1);
+        // Camel-case keys are respelled in lowercase too (`uritemplate` is `uriTemplate` to Go).
+        let body = r#"{"jsonrpc":"2.0","id":1,"result":{"resourceTemplates":[{"uriTemplate":"a","uritemplate":"x"}]}}"#;
+        let (_, removed) = rewritten(body, Kind::ResourceTemplate, &["x"]);
+        assert_eq!(removed, 1);
+        let body =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"resourceTemplates":[],"resourcetemplates":[{"uriTemplate":"x"}]}}"#;
+        assert!(rw(body, Kind::ResourceTemplate, &["x"]).is_err());
     }
 
     #[test]

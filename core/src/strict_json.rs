@@ -221,7 +221,8 @@ fn may_fold(key: &[u8]) -> bool {
     key.len() <= 27 && key.iter().any(|b| b.is_ascii_uppercase() || *b >= 0x80)
 }
 
-/// Is `key` a different spelling of `name` (ASCII case, `ſ` for `s`, `K` for `k`) that Go's
+/// Is `key` a different spelling of `name` (ASCII case on either side, `ſ` for `s`, `K` for
+/// `k`) that Go's
 /// `encoding/json` would match to it? `false` for `name` itself.
 pub(crate) fn folds_to(key: &str, name: &str) -> bool {
     // Cheapest tests first: length, then the first byte (unless it starts a `ſ`/`K`).
@@ -230,10 +231,12 @@ pub(crate) fn folds_to(key: &str, name: &str) -> bool {
         return false;
     }
     match (k.first(), n.first()) {
-        (Some(a), Some(b)) if *a < 0x80 && a.to_ascii_lowercase() != *b => return false,
+        (Some(a), Some(b)) if *a < 0x80 && !a.eq_ignore_ascii_case(b) => return false,
         _ => {}
     }
-    if key == name || !may_fold(k) {
+    // A lowercase name (`name`, `params`) can only be respelled with an uppercase or non-ASCII
+    // byte; a camel-case one (`uriTemplate`) also by an all-lowercase key.
+    if key == name || (!may_fold(k) && !n.iter().any(u8::is_ascii_uppercase)) {
         return false;
     }
     let mut chars = key.chars();
@@ -244,7 +247,7 @@ pub(crate) fn folds_to(key: &str, name: &str) -> bool {
             '\u{212A}' => 'k',
             c => c.to_ascii_lowercase(),
         };
-        if c != n {
+        if c != n.to_ascii_lowercase() {
             return false;
         }
     }
