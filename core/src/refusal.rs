@@ -32,6 +32,23 @@ pub enum Why {
 }
 
 impl Why {
+    /// Every reason, in declaration order.
+    pub const ALL: [Why; 13] = [
+        Why::ParseError,
+        Why::InvalidRequest,
+        Why::InvalidParams,
+        Why::HeaderMismatch,
+        Why::BodyTooLarge,
+        Why::UnsupportedMediaType,
+        Why::MethodNotAllowed,
+        Why::Unauthenticated,
+        Why::Forbidden,
+        Why::PolicyDenied,
+        Why::ResponseTooLarge,
+        Why::ResponseUnfilterable,
+        Why::InternalError,
+    ];
+
     /// The stats label (bounded).
     pub fn label(self) -> &'static str {
         match self {
@@ -195,22 +212,7 @@ mod tests {
 
     #[test]
     fn every_reason_has_distinct_labels_and_details() {
-        use Why::*;
-        let all = [
-            ParseError,
-            InvalidRequest,
-            InvalidParams,
-            HeaderMismatch,
-            BodyTooLarge,
-            UnsupportedMediaType,
-            MethodNotAllowed,
-            Unauthenticated,
-            Forbidden,
-            PolicyDenied,
-            ResponseTooLarge,
-            ResponseUnfilterable,
-            InternalError,
-        ];
+        let all = Why::ALL;
         let mut labels: Vec<_> = all.iter().map(|w| w.label()).collect();
         let mut details: Vec<_> = all.iter().map(|w| w.details()).collect();
         labels.sort();

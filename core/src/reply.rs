@@ -53,6 +53,20 @@ pub fn jsonrpc_error_body(id: Option<&str>, code: i32, message: &str, data: Opti
     out
 }
 
+/// A JSON array of already-serialized JSON values (batch bodies and answers).
+pub fn join_array<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'[');
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.push(b']');
+    out
+}
+
 /// A plain-text HTTP error for non-JSON-RPC paths (e.g. a GET the policy refuses).
 pub fn http_error(status: u16, details: &'static str, message: &str) -> Reply {
     Reply {

@@ -24,7 +24,7 @@
 //! their bodies as MCP messages (and a 404 must reach the client: it ends the session).
 
 use crate::jsonrpc::{code, IdKey};
-use crate::reply;
+use crate::reply::{self, join_array};
 use crate::rewrite::{self, Kind, Rewrite, Shape};
 use crate::sse;
 
@@ -475,19 +475,6 @@ enum Judged {
     List(Option<Vec<u8>>),
     /// Deliver nothing for it.
     Drop,
-}
-
-fn join_array<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.push(b'[');
-    for (i, item) in items.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(item);
-    }
-    out.push(b']');
-    out
 }
 
 /// `body` (a JSON array, unchanged) with `extra` elements appended before its `]`.

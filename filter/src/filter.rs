@@ -21,7 +21,7 @@ use mcp_policy_core::mcp_headers::McpHeaders;
 use mcp_policy_core::policy::{self, Mode};
 use mcp_policy_core::principal::Principal;
 use mcp_policy_core::refusal::{Refusal, Why};
-use mcp_policy_core::reply::{self, Reply};
+use mcp_policy_core::reply::{self, join_array, Reply};
 use mcp_policy_core::response::{self, Expect, SseRewriter, Start, Tally};
 use mcp_policy_core::strict_json;
 use std::cell::RefCell;
@@ -854,19 +854,6 @@ fn json_reply(body: Vec<u8>, details: &'static str) -> Reply {
         body,
         details,
     }
-}
-
-fn join_array<'a>(items: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    out.push(b'[');
-    for (i, item) in items.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(item);
-    }
-    out.push(b']');
-    out
 }
 
 /// Up to two values of a header (two are enough to refuse duplicates), as UTF-8.

@@ -44,5 +44,5 @@ impl Stats {
     }
 }
 
-/// Why the module answered a request itself (the `reason` label): one list, in the core.
-pub use mcp_policy_core::refusal::Why as Reject;
+// Why the module answered a request itself (the `reason` label) is one list, in the core:
+// `mcp_policy_core::refusal::Why`.
