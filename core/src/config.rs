@@ -106,6 +106,10 @@ pub struct FilterConfigSpec {
     /// Test-only fault injection. Never set in production; loading it logs a warning.
     #[serde(default, deserialize_with = "present")]
     pub fault_injection: Option<FaultInjectionSpec>,
+    /// One MCP endpoint over many backend servers (docs/virtual-server.md), by name: a route
+    /// whose `mcp_policy.server` names one is served by it.
+    #[serde(default, deserialize_with = "object")]
+    pub virtual_servers: BTreeMap<String, crate::vserver::VirtualServerSpec>,
 }
 
 const NULL_SECTION: &str = "is null: a section that is present must be an object (leave the section out to omit it)";
@@ -260,6 +264,8 @@ pub struct FilterConfig {
     pub revoked_token_ids: HashSet<String>,
     /// Lower-cased header name, when fault injection is on.
     pub panic_header: Option<String>,
+    /// Virtual servers by name.
+    pub virtual_servers: HashMap<String, crate::vserver::VirtualServer>,
     /// Problems that do not stop the config from loading (e.g. rules no request can reach).
     warnings: Vec<ConfigError>,
 }
@@ -506,11 +512,36 @@ impl FilterConfig {
                 Some(h)
             }
         };
+        let mut virtual_servers = HashMap::new();
+        for (name, vspec) in spec.virtual_servers {
+            if name == server {
+                err(
+                    &format!("virtual_servers.{name}"),
+                    format!("{name:?} is also this config's `server`: give the virtual server its own name"),
+                );
+            }
+            match crate::vserver::VirtualServer::compile(&name, vspec) {
+                Ok(v) => {
+                    virtual_servers.insert(name, v);
+                }
+                Err(es) => {
+                    for (path, message) in es {
+                        let path = if path.is_empty() {
+                            format!("virtual_servers.{name}")
+                        } else {
+                            format!("virtual_servers.{name}.{path}")
+                        };
+                        err(&path, message);
+                    }
+                }
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok(FilterConfig {
             server,
+            virtual_servers,
             // At most MAX_BODY_LIMIT_BYTES (checked above): fits a usize, and + 1 cannot overflow.
             max_request_body_bytes: usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX / 2),
             max_response_body_bytes: usize::try_from(limits.max_response_body_bytes).unwrap_or(usize::MAX / 2),

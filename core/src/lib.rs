@@ -39,3 +39,4 @@ pub mod rewrite;
 pub mod sse;
 pub mod strict_json;
 pub mod subject;
+pub mod vserver;

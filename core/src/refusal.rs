@@ -13,6 +13,10 @@ use serde_json::Value;
 /// server-error range, JSON-RPC 2.0 §5.1; see docs/design/failure-modes.md).
 pub const POLICY_DENIED: i32 = -32030;
 
+/// JSON-RPC error code for a request a virtual server's backend could not answer (same range;
+/// docs/virtual-server.md).
+pub const BACKEND_UNAVAILABLE: i32 = -32031;
+
 /// Why the module answered a request itself (the `reason` label of `rejected_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
@@ -29,11 +33,16 @@ pub enum Why {
     ResponseTooLarge,
     ResponseUnfilterable,
     InternalError,
+    /// A virtual server's backend failed (unreachable, timed out, unreadable answer).
+    BackendUnavailable,
+    /// A virtual server session id the gateway cannot open (unknown key, expired, another
+    /// virtual server's): the client must initialize again (MCP: 404).
+    SessionNotFound,
 }
 
 impl Why {
     /// Every reason, in declaration order.
-    pub const ALL: [Why; 13] = [
+    pub const ALL: [Why; 15] = [
         Why::ParseError,
         Why::InvalidRequest,
         Why::InvalidParams,
@@ -47,6 +56,8 @@ impl Why {
         Why::ResponseTooLarge,
         Why::ResponseUnfilterable,
         Why::InternalError,
+        Why::BackendUnavailable,
+        Why::SessionNotFound,
     ];
 
     /// The stats label (bounded).
@@ -65,6 +76,8 @@ impl Why {
             Why::ResponseTooLarge => "response_too_large",
             Why::ResponseUnfilterable => "response_unfilterable",
             Why::InternalError => "internal_error",
+            Why::BackendUnavailable => "backend_unavailable",
+            Why::SessionNotFound => "session_not_found",
         }
     }
 
@@ -84,6 +97,8 @@ impl Why {
             Why::ResponseTooLarge => "mcp_policy_response_too_large",
             Why::ResponseUnfilterable => "mcp_policy_response_unfilterable",
             Why::InternalError => "mcp_policy_internal_error",
+            Why::BackendUnavailable => "mcp_policy_backend_unavailable",
+            Why::SessionNotFound => "mcp_policy_session_not_found",
         }
     }
 
@@ -97,7 +112,9 @@ impl Why {
             Why::Unauthenticated => 401,
             Why::Forbidden => 403,
             // The HTTP exchange worked; the call was refused (or its answer withheld).
-            Why::PolicyDenied | Why::ResponseTooLarge | Why::ResponseUnfilterable => 200,
+            // A dead backend is a JSON-RPC error, never an HTTP 5xx (which ends client sessions).
+            Why::PolicyDenied | Why::ResponseTooLarge | Why::ResponseUnfilterable | Why::BackendUnavailable => 200,
+            Why::SessionNotFound => 404,
             Why::InternalError => 500,
         }
     }
@@ -108,6 +125,7 @@ impl Why {
             Why::ParseError => code::PARSE_ERROR,
             Why::InvalidParams => code::INVALID_PARAMS,
             Why::PolicyDenied => POLICY_DENIED,
+            Why::BackendUnavailable => BACKEND_UNAVAILABLE,
             Why::ResponseTooLarge | Why::ResponseUnfilterable | Why::InternalError => code::INTERNAL_ERROR,
             _ => code::INVALID_REQUEST,
         }

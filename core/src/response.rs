@@ -67,6 +67,17 @@ pub struct Expect {
     /// answers sent on other streams): every answer holding a list is filtered by the list it
     /// holds, whatever its id.
     by_shape: bool,
+    /// A request a virtual server dispatched to the backend with this prefix: the answer is
+    /// always read, and requests the backend sends to the client get tagged ids
+    /// (`vserver::dispatch::tag_id`) so the client's answers find their way back.
+    tag: Option<Tag>,
+}
+
+/// The backend a virtual server dispatched a request to.
+#[derive(Debug, Clone)]
+struct Tag {
+    prefix: String,
+    backend: String,
 }
 
 /// What happened while judging a response, for counters and logs.
@@ -160,6 +171,20 @@ impl Expect {
 
     /// Record a forwarded request with id `raw_id` (raw JSON); `list` when its result must be
     /// filtered.
+    /// A request a virtual server dispatched to the backend with `prefix` (`raw_id`: the
+    /// request's id, `None` for a client's answer to a server request).
+    pub fn dispatched(raw_id: Option<&str>, prefix: &str, backend: &str) -> Expect {
+        let mut e = Expect::new(false);
+        if let Some(id) = raw_id {
+            e.forwarded(id, None);
+        }
+        e.tag = Some(Tag {
+            prefix: prefix.to_owned(),
+            backend: backend.to_owned(),
+        });
+        e
+    }
+
     pub fn forwarded(&mut self, raw_id: &str, list: Option<Kind>) {
         self.pending.push(Pending {
             key: IdKey::from_json(raw_id),
@@ -176,7 +201,7 @@ impl Expect {
 
     /// Does the response need reading at all?
     pub fn must_read(&self) -> bool {
-        self.by_shape || !self.answers.is_empty() || self.pending.iter().any(|p| p.list.is_some())
+        self.by_shape || self.tag.is_some() || !self.answers.is_empty() || self.pending.iter().any(|p| p.list.is_some())
     }
 
     pub fn is_batch(&self) -> bool {
@@ -198,6 +223,11 @@ impl Expect {
         // their status is kept, so a 404 still ends the session.
         if !self.must_read() || !(200..300).contains(&status) && !(400..600).contains(&status) {
             return Start::PassThrough;
+        }
+        if let Some(tag) = &self.tag {
+            if let Some(s) = self.start_dispatched(tag, status, content_type, end_of_stream) {
+                return s;
+            }
         }
         if self.by_shape && (end_of_stream || !(200..300).contains(&status)) {
             // The GET stream refused (405 from servers without one) or empty: no message.
@@ -252,6 +282,50 @@ impl Expect {
         }
     }
 
+    /// A virtual server's dispatched request: a backend that ended its session gives the
+    /// client the spec's 404 (initialize again); a backend that is down or answers something
+    /// unreadable gives a JSON-RPC error naming it with HTTP 200 (an HTTP 5xx would end the
+    /// client's session). `None`: read the answer as usual.
+    fn start_dispatched(&self, tag: &Tag, status: u16, content_type: Option<&[u8]>, end_of_stream: bool) -> Option<Start> {
+        if self.pending.is_empty() {
+            // A client's answer to a server request: 202, nothing to read.
+            return Some(Start::PassThrough);
+        }
+        let readable = !end_of_stream
+            && content_type.map(media_type).is_some_and(|m| {
+                m.eq_ignore_ascii_case(b"application/json") || m.eq_ignore_ascii_case(b"text/event-stream")
+            });
+        let (status, why, code, message) = if status == 404 {
+            (
+                404,
+                "session_not_found",
+                code::INVALID_REQUEST,
+                format!("backend {:?} ended its session: initialize again", tag.backend),
+            )
+        } else if (500..600).contains(&status) && !readable {
+            (
+                200,
+                "backend_unavailable",
+                crate::refusal::BACKEND_UNAVAILABLE,
+                format!("backend {:?} is unavailable (HTTP {status})", tag.backend),
+            )
+        } else {
+            return None;
+        };
+        let body = join_or_one(
+            self.pending
+                .iter()
+                .map(|p| reply::jsonrpc_error_body(Some(&p.raw), code, &message, None))
+                .collect(),
+        );
+        Some(Start::Replace {
+            status,
+            why,
+            detail: message,
+            body,
+        })
+    }
+
     /// The whole reply when nothing of the upstream's can be delivered: an error for every
     /// forwarded request not yet answered, and the gateway's own answers. A single object for
     /// a single request, an array for a batch.
@@ -294,6 +368,17 @@ impl Expect {
                 return Judged::Drop;
             }
         };
+        if scan.shape() == Shape::Request {
+            if let (Some(tag), Some(id)) = (&self.tag, scan.id()) {
+                // Tag the id so the client's answer is routed back to this backend.
+                let start = id.as_ptr() as usize - msg.as_ptr() as usize;
+                let mut out = Vec::with_capacity(msg.len() + tag.prefix.len() + 8);
+                out.extend_from_slice(&msg[..start]);
+                out.extend_from_slice(crate::vserver::dispatch::tag_id(&tag.prefix, id).as_bytes());
+                out.extend_from_slice(&msg[start + id.len()..]);
+                return Judged::Rewritten(out);
+            }
+        }
         if matches!(scan.shape(), Shape::Request | Shape::Notification) {
             return Judged::Keep;
         }
@@ -366,6 +451,10 @@ impl Expect {
                 Judged::List(Some(body)) => {
                     changed = true;
                     list_at.push(out.len());
+                    out.push(body);
+                }
+                Judged::Rewritten(body) => {
+                    changed = true;
                     out.push(body);
                 }
                 Judged::Drop => {
@@ -473,8 +562,18 @@ enum Judged {
     Keep,
     /// The answer to a list request: `None` unchanged, or what to deliver instead.
     List(Option<Vec<u8>>),
+    /// Deliver this instead (a server request with its id tagged).
+    Rewritten(Vec<u8>),
     /// Deliver nothing for it.
     Drop,
+}
+
+/// One message as it is, several as an array.
+fn join_or_one(mut items: Vec<Vec<u8>>) -> Vec<u8> {
+    if items.len() == 1 {
+        return items.pop().unwrap_or_default();
+    }
+    join_array(items.iter().map(Vec::as_slice))
 }
 
 /// `body` (a JSON array, unchanged) with `extra` elements appended before its `]`.

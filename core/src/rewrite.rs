@@ -93,6 +93,19 @@ struct Item<'a> {
     span: Range<usize>,
     /// The decoded name (or URI), `None` when the item has no usable one (hidden, fail closed).
     name: Option<Cow<'a, str>>,
+    /// Where the name's JSON string (quotes included) is in the body, when `name` is usable.
+    name_at: Option<Range<usize>>,
+}
+
+/// One item of a list, as [`Scan::items`] gives it.
+#[derive(Debug, Clone)]
+pub struct ListItem<'s> {
+    /// The item's text (an object, leading whitespace trimmed).
+    pub text: &'s [u8],
+    /// Its decoded name (or URI); `None` when it has no usable one.
+    pub name: Option<&'s str>,
+    /// Where the name's JSON string sits in `text` (quotes included), when usable.
+    pub name_at: Option<Range<usize>>,
 }
 
 /// One list array found in `result`: `[` .. just past `]`, its elements, and the whitespace
@@ -142,6 +155,31 @@ impl<'a> Scan<'a> {
     /// The kinds of the lists a `result` holds, in text order (usually none or one).
     pub fn list_kinds(&self) -> impl Iterator<Item = Kind> + '_ {
         self.lists.iter().map(|l| l.kind)
+    }
+
+    /// The items of list `kind`, or `None` when the result holds no such list (or the message
+    /// is not a result).
+    pub fn items(&self, kind: Kind) -> Option<Vec<ListItem<'_>>> {
+        if self.shape != Shape::Result {
+            return None;
+        }
+        let list = self.lists.iter().find(|l| l.kind == kind)?;
+        Some(
+            list.items
+                .iter()
+                .map(|i| {
+                    let mut start = i.span.start;
+                    while start < i.span.end && self.body[start].is_ascii_whitespace() {
+                        start += 1;
+                    }
+                    ListItem {
+                        text: &self.body[start..i.span.end],
+                        name: i.name.as_deref(),
+                        name_at: i.name_at.as_ref().map(|r| r.start - start..r.end - start),
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// Remove the items of list `kind` that `keep` refuses. A `result` without that list is an
@@ -336,9 +374,10 @@ fn list<'a>(s: &mut Scanner<'a>, kind: Kind) -> Result<List<'a>, RewriteError> {
     }
     loop {
         s.skip_ws();
-        let name = item(s, kind)?;
+        let (name, name_at) = item(s, kind)?;
         let end = s.pos();
-        items.push(Item { span: lead..end, name });
+        let name_at = if name.is_some() { name_at } else { None };
+        items.push(Item { span: lead..end, name, name_at });
         s.skip_ws();
         match s.peek() {
             Some(b',') => {
@@ -360,12 +399,16 @@ fn list<'a>(s: &mut Scanner<'a>, kind: Kind) -> Result<List<'a>, RewriteError> {
     }
 }
 
+/// The name of an item (if usable) and where its string is.
+type ItemName<'a> = (Option<Cow<'a, str>>, Option<Range<usize>>);
+
 /// Walk one item (cursor on its first byte); return its name if it is well formed.
-fn item<'a>(s: &mut Scanner<'a>, kind: Kind) -> Result<Option<Cow<'a, str>>, RewriteError> {
+fn item<'a>(s: &mut Scanner<'a>, kind: Kind) -> Result<ItemName<'a>, RewriteError> {
     if s.peek() != Some(b'{') {
         skip(s, 3)?;
-        return Ok(None);
+        return Ok((None, None));
     }
+    let mut name_at: Option<Range<usize>> = None;
     let item_key = kind.item_key();
     // `None` = absent; `Some(None)` = present but unusable (not a string, twice, bad escape).
     let mut name: Option<Option<Cow<'a, str>>> = None;
@@ -378,7 +421,10 @@ fn item<'a>(s: &mut Scanner<'a>, kind: Kind) -> Result<Option<Cow<'a, str>>, Rew
             return skip(s, 4);
         }
         let value = if s.peek() == Some(b'"') {
-            s.string()?.decode().ok()
+            let start = s.pos();
+            let v = s.string()?.decode().ok();
+            name_at = Some(start..s.pos());
+            v
         } else {
             skip(s, 4)?;
             None
@@ -386,7 +432,7 @@ fn item<'a>(s: &mut Scanner<'a>, kind: Kind) -> Result<Option<Cow<'a, str>>, Rew
         name = Some(if name.is_some() { None } else { value });
         Ok(())
     })?;
-    Ok(name.flatten())
+    Ok((name.flatten(), name_at))
 }
 
 #[cfg(test)]

@@ -348,3 +348,43 @@ fn a_replayed_list_on_the_get_stream_is_filtered_by_its_shape() {
     assert_eq!(t.removed, [1, 0, 0, 0]);
     assert_eq!(t.refused, 0, "nothing is missing on a stream with no pending requests");
 }
+
+mod dispatched {
+    use super::super::*;
+
+    fn keep_all(_: Kind, _: &str) -> bool {
+        true
+    }
+
+    #[test]
+    fn server_requests_get_tagged_ids_and_the_answer_passes() {
+        let mut e = Expect::dispatched(Some("5"), "mem", "memory");
+        assert!(e.must_read());
+        assert_eq!(e.start(200, Some(b"text/event-stream"), None, false), Start::Sse);
+        let mut rw = SseRewriter::new(1 << 20);
+        let mut t = Tally::default();
+        let stream = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"sampling/createMessage\",\"params\":{}}\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{\"content\":[]}}\n\n";
+        let out = String::from_utf8(rw.push(&mut e, stream, keep_all, &mut t)).unwrap();
+        assert!(out.contains(r#""id":"mcpv:mem:0""#), "{out}");
+        assert!(out.contains(r#""id":5,"result""#), "{out}");
+        assert_eq!(t.refused, 0);
+    }
+
+    #[test]
+    fn a_dead_backend_is_a_jsonrpc_error_naming_it_and_404_ends_the_session() {
+        let e = Expect::dispatched(Some("\"a\""), "gh", "github");
+        let Start::Replace { status, body, .. } = e.start(503, Some(b"text/plain"), None, false) else {
+            panic!()
+        };
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["id"], "a");
+        assert_eq!(v["error"]["code"], -32031);
+        assert!(v["error"]["message"].as_str().unwrap().contains("github"));
+        let Start::Replace { status, .. } = e.start(404, None, None, true) else { panic!() };
+        assert_eq!(status, 404);
+        // A client's answer to a server request: nothing comes back to read.
+        let e = Expect::dispatched(None, "gh", "github");
+        assert_eq!(e.start(202, None, None, true), Start::PassThrough);
+    }
+}
