@@ -129,6 +129,22 @@ pub mod attribute {
 /// `envoy_dynamic_module_type_metrics_result`: 0 means success.
 pub const METRICS_SUCCESS: u32 = 0;
 
+/// `envoy_dynamic_module_type_http_callout_init_result`.
+pub mod callout_init {
+    pub const SUCCESS: u32 = 0;
+    pub const MISSING_REQUIRED_HEADERS: u32 = 1;
+    pub const CLUSTER_NOT_FOUND: u32 = 2;
+    pub const DUPLICATE_CALLOUT_ID: u32 = 3;
+    pub const CANNOT_CREATE_REQUEST: u32 = 4;
+}
+
+/// `envoy_dynamic_module_type_http_callout_result`.
+pub mod callout_result {
+    pub const SUCCESS: u32 = 0;
+    pub const RESET: u32 = 1;
+    pub const EXCEED_RESPONSE_BUFFER_LIMIT: u32 = 2;
+}
+
 extern "C" {
     pub fn envoy_dynamic_module_callback_log_enabled(level: u32) -> bool;
     pub fn envoy_dynamic_module_callback_log(level: u32, message: ModuleBuffer);
@@ -217,6 +233,9 @@ extern "C" {
     ) -> bool;
 
     pub fn envoy_dynamic_module_callback_http_clear_route_cache(filter: FilterEnvoyPtr);
+    /// Pick the route's cluster again (a `cluster_header` route reads the header anew) without
+    /// matching the route again.
+    pub fn envoy_dynamic_module_callback_http_clear_route_cluster_cache(filter: FilterEnvoyPtr);
 
     pub fn envoy_dynamic_module_callback_http_filter_get_attribute_string(
         filter: FilterEnvoyPtr,
@@ -231,4 +250,17 @@ extern "C" {
 
     pub fn envoy_dynamic_module_callback_http_set_buffer_limit(filter: FilterEnvoyPtr, limit: u64);
     pub fn envoy_dynamic_module_callback_http_filter_get_worker_index(filter: FilterEnvoyPtr) -> u32;
+    /// Start an HTTP request to `cluster` on this stream's worker; Envoy writes the callout id
+    /// to `callout_id_out` and later calls `on_http_filter_http_callout_done` with it. The
+    /// headers must include `:method`, `:path` and `host`. Returns a `callout_init` value.
+    /// (1.40 form: Envoy assigns the id; checked against the binary, docs/design/abi.md.)
+    pub fn envoy_dynamic_module_callback_http_filter_http_callout(
+        filter: FilterEnvoyPtr,
+        callout_id_out: *mut u64,
+        cluster: ModuleBuffer,
+        headers: *const ModuleHeader,
+        headers_len: usize,
+        body: ModuleBuffer,
+        timeout_ms: u64,
+    ) -> u32;
 }

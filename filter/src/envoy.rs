@@ -65,12 +65,18 @@ pub trait Host {
     fn set_metadata(&mut self, key: &str, value: &str);
     fn set_metadata_number(&mut self, key: &str, value: f64);
     fn clear_route_cache(&mut self);
+    /// Pick the current route's cluster again (e.g. after setting the header its
+    /// `cluster_header` reads), keeping the route.
+    fn refresh_route_cluster(&mut self);
     fn increment_counter(&mut self, id: usize, labels: &[&str], by: u64);
 
     fn attribute_string(&self, id: u32) -> Option<&[u8]>;
     fn attribute_bool(&self, id: u32) -> Option<bool>;
     /// A string from the matched route's metadata, in this module's namespace.
     fn route_metadata(&self, key: &str) -> Option<&[u8]>;
+    /// Start an HTTP callout (a request of the module's own) to `cluster`; its answer comes to
+    /// `McpFilter::on_callout_done`. `Err` says why it could not start.
+    fn http_callout(&mut self, cluster: &str, headers: &[(&str, &[u8])], body: &[u8], timeout_ms: u64) -> Result<u64, &'static str>;
 }
 
 /// The dynamic-metadata namespace the module writes (`%DYNAMIC_METADATA(mcp_policy:...)%`).
@@ -428,6 +434,45 @@ impl Host for EnvoyHost {
                 value,
             )
         }
+    }
+
+    fn http_callout(&mut self, cluster: &str, headers: &[(&str, &[u8])], body: &[u8], timeout_ms: u64) -> Result<u64, &'static str> {
+        let hs: Vec<ModuleHeader> = headers
+            .iter()
+            .map(|(k, v)| ModuleHeader {
+                key_ptr: k.as_ptr(),
+                key_len: k.len(),
+                value_ptr: v.as_ptr(),
+                value_len: v.len(),
+            })
+            .collect();
+        let mut id: u64 = 0;
+        // SAFETY: `fe` valid for this hook; cluster, headers and body outlive the call and are
+        // copied by Envoy; `id` is a valid out pointer.
+        let r = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_http_callout(
+                self.fe,
+                &mut id,
+                ModuleBuffer::from_bytes(cluster.as_bytes()),
+                hs.as_ptr(),
+                hs.len(),
+                ModuleBuffer::from_bytes(body),
+                timeout_ms,
+            )
+        };
+        match r {
+            abi::callout_init::SUCCESS => Ok(id),
+            abi::callout_init::CLUSTER_NOT_FOUND => Err("cluster not found"),
+            abi::callout_init::MISSING_REQUIRED_HEADERS => Err("missing :method, :path or host"),
+            abi::callout_init::DUPLICATE_CALLOUT_ID => Err("duplicate callout id"),
+            abi::callout_init::CANNOT_CREATE_REQUEST => Err("cannot create the request (no healthy host?)"),
+            _ => Err("callout refused"),
+        }
+    }
+
+    fn refresh_route_cluster(&mut self) {
+        // SAFETY: `fe` valid for this hook.
+        unsafe { abi::envoy_dynamic_module_callback_http_clear_route_cluster_cache(self.fe) }
     }
 
     fn clear_route_cache(&mut self) {

@@ -295,20 +295,75 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_response_trailers(fe: Filt
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(_fe: FilterEnvoyPtr, _fm: *const c_void) {}
 
-// Hooks Envoy requires but this module does not use (no callouts, streams, timers or
-// watermark handling yet). Their signatures follow the ABI so the loader resolves them.
+// Hooks Envoy requires but this module does not use (streams, timers, watermark handling);
+// their signatures follow the ABI so the loader resolves them. Callouts are used (virtual
+// servers): see `..._http_callout_done` below.
 
+/// A virtual server's fan-out callout finished: hand its status, headers and body to the
+/// filter, which answers the client once the last one is in.
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
-    _fe: FilterEnvoyPtr,
-    _fm: *const c_void,
-    _callout_id: u64,
-    _result: u32,
-    _headers: *const EnvoyHeader,
-    _headers_len: usize,
-    _body: *const EnvoyBuffer,
-    _body_len: usize,
+    fe: FilterEnvoyPtr,
+    fm: *const c_void,
+    callout_id: u64,
+    result: u32,
+    headers: *const EnvoyHeader,
+    headers_len: usize,
+    body: *const EnvoyBuffer,
+    body_len: usize,
 ) {
+    run(fe, fm, "http_callout_done", Path::Request, (), (), |f, rt, h| {
+        // SAFETY: Envoy lends `headers[..headers_len]` and `body[..body_len]` (and the bytes
+        // they point to) for the duration of this hook; they are copied before any call back
+        // into Envoy could change them.
+        let (hs, data) = unsafe { callout_parts(headers, headers_len, body, body_len) };
+        let pairs: Vec<(&[u8], &[u8])> = hs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+        f.on_callout_done(rt, h, callout_id, result, &pairs, &data);
+    })
+}
+
+/// A callout's answer, copied: headers (name, value) and the body.
+type CalloutParts = (Vec<(Vec<u8>, Vec<u8>)>, Vec<u8>);
+
+/// Copy a callout's answer out of Envoy's buffers.
+///
+/// # Safety
+/// The pointers must be the ones Envoy passed to the callout-done hook being run.
+unsafe fn callout_parts(
+    headers: *const EnvoyHeader,
+    headers_len: usize,
+    body: *const EnvoyBuffer,
+    body_len: usize,
+) -> CalloutParts {
+    let mut hs = Vec::new();
+    if !headers.is_null() {
+        // SAFETY: per the caller, `headers` holds `headers_len` valid entries.
+        for h in unsafe { std::slice::from_raw_parts(headers, headers_len) } {
+            // SAFETY: each entry's key and value are valid for their lengths (or null and 0).
+            let (k, v) = unsafe { (raw(h.key_ptr, h.key_len), raw(h.value_ptr, h.value_len)) };
+            hs.push((k.to_vec(), v.to_vec()));
+        }
+    }
+    let mut data = Vec::new();
+    if !body.is_null() {
+        // SAFETY: per the caller, `body` holds `body_len` valid chunks.
+        for c in unsafe { std::slice::from_raw_parts(body, body_len) } {
+            // SAFETY: each chunk is valid for its length (or null and 0).
+            data.extend_from_slice(unsafe { raw(c.ptr, c.len) });
+        }
+    }
+    (hs, data)
+}
+
+/// # Safety
+/// `ptr` must be valid for `len` bytes, or null with any length.
+unsafe fn raw<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if ptr.is_null() || len == 0 {
+        &[]
+    } else {
+        // SAFETY: per the caller.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
 }
 
 #[no_mangle]

@@ -16,9 +16,15 @@ pub struct FakeHost {
     pub counters: BTreeMap<(usize, Vec<String>), u64>,
     pub buffer_limit: Option<u64>,
     pub route_cache_cleared: bool,
+    pub route_cluster_refreshed: bool,
     pub attributes: BTreeMap<u32, Vec<u8>>,
     pub route_metadata: BTreeMap<String, Vec<u8>>,
+    /// Callouts started: (cluster, headers, body).
+    pub callouts: Vec<Callout>,
 }
+
+/// A callout the filter started: (cluster, headers, body).
+pub type Callout = (String, Vec<(String, Vec<u8>)>, Vec<u8>);
 
 impl FakeHost {
     pub fn post(body: &str) -> FakeHost {
@@ -124,6 +130,10 @@ impl Host for FakeHost {
     fn set_metadata_number(&mut self, key: &str, value: f64) {
         self.metadata.insert(key.into(), value.to_string());
     }
+    fn refresh_route_cluster(&mut self) {
+        self.route_cluster_refreshed = true;
+    }
+
     fn clear_route_cache(&mut self) {
         self.route_cache_cleared = true;
     }
@@ -139,6 +149,18 @@ impl Host for FakeHost {
     fn attribute_bool(&self, _id: u32) -> Option<bool> {
         None
     }
+    fn http_callout(&mut self, cluster: &str, headers: &[(&str, &[u8])], body: &[u8], _timeout_ms: u64) -> Result<u64, &'static str> {
+        if cluster == "missing" {
+            return Err("cluster not found");
+        }
+        self.callouts.push((
+            cluster.to_owned(),
+            headers.iter().map(|(k, v)| ((*k).to_owned(), v.to_vec())).collect(),
+            body.to_vec(),
+        ));
+        Ok(self.callouts.len() as u64)
+    }
+
     fn route_metadata(&self, key: &str) -> Option<&[u8]> {
         self.route_metadata.get(key).map(|v| v.as_slice())
     }

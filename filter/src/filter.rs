@@ -28,6 +28,9 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 pub use mcp_policy_core::refusal::POLICY_DENIED;
+use mcp_policy_core::mcp::Method;
+
+mod vserver;
 
 /// Everything shared by all streams of one filter config: built once on the main thread,
 /// read-only afterwards (`Sync`), so workers never contend.
@@ -110,6 +113,10 @@ pub struct McpFilter {
     /// How the response body is handled, decided at response headers.
     body_mode: BodyMode,
     body: Vec<u8>,
+    /// A virtual server's fan-out waiting for its callouts.
+    fanout: Option<Box<vserver::FanOutState>>,
+    /// A virtual server dispatched this request to one backend.
+    dispatched: bool,
 }
 
 fn now_secs() -> u64 {
@@ -156,6 +163,14 @@ impl McpFilter {
             Some(b"DELETE" | b"OPTIONS" | b"HEAD") => (false, false, true),
             _ => (false, false, false),
         };
+
+        if !cfg.virtual_servers.is_empty() {
+            if let Some(name) = Self::foreign_cluster_header(rt, h) {
+                let msg = format!("header {name:?} is set by the gateway only");
+                self.reject(rt, h, Refusal::new(Why::InvalidRequest, msg));
+                return HeadersStatus::StopIteration;
+            }
+        }
 
         // RFC 9728 protected-resource metadata, served by the gateway itself.
         if let Some(identity) = &cfg.identity {
@@ -257,7 +272,11 @@ impl McpFilter {
             h.clear_route_cache();
         }
         self.read_server(h);
-        if let Some(cred) = cfg.credentials.get(self.server(rt)) {
+        if let Some(vs) = self.virtual_server(rt) {
+            if let Some(done) = self.virtual_headers(rt, h, vs, end_of_stream) {
+                return done;
+            }
+        } else if let Some(cred) = cfg.credentials.get(self.server(rt)) {
             h.set_request_header("authorization", cred.as_bytes());
         } else if cfg.identity.is_some() && !cfg.pass_authorization {
             h.remove_request_header("authorization");
@@ -389,6 +408,15 @@ impl McpFilter {
                 return BodyStatus::StopNoBuffer;
             }
         };
+        let vs = self.virtual_server(rt);
+        if vs.is_some() && matches!(parsed, Body::Batch(_)) {
+            let r = Refusal::new(
+                Why::InvalidRequest,
+                "a virtual server takes one JSON-RPC message per request (batches are 2025-03-26 only)",
+            );
+            self.reject(rt, h, r);
+            return BodyStatus::StopNoBuffer;
+        }
         let mcp_header_copy = copy_mcp_headers(h);
         let headers = match mcp_header_copy
             .as_deref()
@@ -402,6 +430,9 @@ impl McpFilter {
                 return BodyStatus::StopNoBuffer;
             }
         };
+        if let (Some(vs), Body::Single(msg)) = (vs, &parsed) {
+            return self.judge_virtual(rt, h, vs, msg, body, headers.as_ref());
+        }
         match parsed {
             Body::Single(msg) => match self.judge_message(rt, h, &msg, headers.as_ref()) {
                 Verdict::Forward(list) => {
@@ -572,6 +603,10 @@ impl McpFilter {
 
     pub fn on_response_headers(&mut self, rt: &Runtime, h: &mut impl Host, end_of_stream: bool) -> HeadersStatus {
         self.maybe_panic(Hook::ResponseHeaders);
+        if self.dispatched {
+            // The client holds the composite session id, never a backend's.
+            h.remove_response_header("mcp-session-id");
+        }
         let Some(expect) = &self.expect else {
             return HeadersStatus::Continue;
         };
@@ -968,6 +1003,7 @@ mod tests {
                 rejected_total: 2,
                 panics_total: 3,
                 list_items_hidden_total: 5,
+                backend_failures_total: 6,
             },
         }
     }

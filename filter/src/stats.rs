@@ -18,14 +18,17 @@ pub struct Stats {
     pub panics_total: usize,
     /// Items removed from list results, by server and kind.
     pub list_items_hidden_total: usize,
+    /// Virtual-server fan-out requests a backend failed, by virtual server and backend.
+    pub backend_failures_total: usize,
 }
 
 /// (name, label names) of every counter, in definition order.
-pub const COUNTERS: [(&str, &[&str]); 4] = [
+pub const COUNTERS: [(&str, &[&str]); 5] = [
     ("requests_total", &["server", "method", "decision"]),
     ("rejected_total", &["server", "reason"]),
     ("panics_total", &["hook"]),
     ("list_items_hidden_total", &["server", "kind"]),
+    ("backend_failures_total", &["server", "backend"]),
 ];
 
 impl Stats {
@@ -40,6 +43,7 @@ impl Stats {
             rejected_total: ids[1],
             panics_total: ids[2],
             list_items_hidden_total: ids[3],
+            backend_failures_total: ids[4],
         })
     }
 }

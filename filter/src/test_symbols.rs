@@ -46,4 +46,6 @@ unreachable_in_tests!(
     envoy_dynamic_module_callback_http_filter_get_attribute_bool,
     envoy_dynamic_module_callback_http_set_buffer_limit,
     envoy_dynamic_module_callback_http_filter_get_worker_index,
+    envoy_dynamic_module_callback_http_filter_http_callout,
+    envoy_dynamic_module_callback_http_clear_route_cluster_cache,
 );

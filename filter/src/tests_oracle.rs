@@ -91,6 +91,7 @@ fn rt() -> &'static Runtime {
                 rejected_total: 2,
                 panics_total: 3,
                 list_items_hidden_total: 5,
+                backend_failures_total: 6,
             },
         }
     })

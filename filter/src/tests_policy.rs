@@ -53,6 +53,7 @@ fn runtime() -> Runtime {
             rejected_total: 2,
             panics_total: 3,
             list_items_hidden_total: 5,
+            backend_failures_total: 6,
         },
     }
 }
