@@ -339,6 +339,23 @@ def gateway_bootstrap(
     return b
 
 
+def add_virtual_server_routes(bootstrap: dict, name: str, path: str, cluster: str,
+                              cluster_header: str = "x-mcp-backend-cluster") -> dict:
+    """Put a virtual server on `path` (docs/virtual-server.md): its route, whose metadata names
+    it, and in front of everything the dispatch route, which follows the cluster header only the
+    module sets."""
+    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    routes[0:0] = [
+        {"match": {"prefix": "/", "headers": [{"name": cluster_header, "present_match": True}]},
+         "route": {"cluster_header": cluster_header, "timeout": "0s"}},
+        {"match": {"path": path},
+         "metadata": {"filter_metadata": {"mcp_policy": {"server": name}}},
+         "route": {"cluster": cluster, "timeout": "0s"}},
+    ]
+    return bootstrap
+
+
 @contextlib.contextmanager
 def stopping(*procs: Proc) -> Iterator[None]:
     try:

@@ -30,7 +30,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from conftest import Procs
-from harness import EverythingServer, McpServer, gateway_bootstrap
+from harness import EverythingServer, McpServer, add_virtual_server_routes, gateway_bootstrap
 from issuer import Issuer
 
 pytestmark = pytest.mark.anyio
@@ -76,18 +76,7 @@ def bootstrap(issuer: Issuer, ports: dict[str, int], keys: list[dict], log_dir, 
         "virtual_servers": virtual(keys),
     }
     b = gateway_bootstrap(ports, config, access_log=log_dir / f"{name}.access.log")
-    hcm = b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
-    # The virtual server's route (its metadata names it), and the dispatch route: only the module
-    # sets the cluster header, and Envoy's router follows it to the backend's cluster.
-    routes[0:0] = [
-        {"match": {"prefix": "/", "headers": [{"name": "x-mcp-backend-cluster", "present_match": True}]},
-         "route": {"cluster_header": "x-mcp-backend-cluster", "timeout": "0s"}},
-        {"match": {"path": "/tools/mcp"},
-         "metadata": {"filter_metadata": {"mcp_policy": {"server": "tools"}}},
-         "route": {"cluster": "demo", "timeout": "0s"}},
-    ]
-    return b
+    return add_virtual_server_routes(b, "tools", "/tools/mcp", "demo")
 
 
 @pytest.fixture(scope="module")

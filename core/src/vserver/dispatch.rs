@@ -184,11 +184,17 @@ pub fn plan(vs: &VirtualServer, msg: &Message<'_>, resolve: Resolver<'_>) -> Pla
         Err(e) => return invalid(id, e),
     };
     let by_name = |exposed: &str| -> Result<(usize, String), String> {
-        let (prefix, rest) = names::split(exposed)
-            .ok_or_else(|| format!("{exposed:?} names no backend of virtual server {:?} (expected <prefix>__<name>)", vs.name))?;
-        let b = vs
-            .by_prefix(prefix)
-            .ok_or_else(|| format!("{exposed:?}: no backend of virtual server {:?} has prefix {prefix:?}", vs.name))?;
+        let split = names::split(exposed).and_then(|(p, rest)| Some((vs.by_prefix(p).filter(|_| !p.is_empty())?, rest)));
+        let (b, rest) = match (split, vs.default_backend()) {
+            (Some(found), _) => found,
+            (None, Some(d)) => (d, exposed),
+            (None, None) => {
+                return Err(match names::split(exposed) {
+                    Some((p, _)) => format!("{exposed:?}: no backend of virtual server {:?} has prefix {p:?}", vs.name),
+                    None => format!("{exposed:?} names no backend of virtual server {:?} (expected <prefix>__<name>)", vs.name),
+                })
+            }
+        };
         let original = if names::may_be_shortened(exposed) {
             resolve(b, exposed).unwrap_or_else(|| rest.to_owned())
         } else {
@@ -197,12 +203,15 @@ pub fn plan(vs: &VirtualServer, msg: &Message<'_>, resolve: Resolver<'_>) -> Pla
         Ok((b, original))
     };
     let by_uri = |exposed: &str| -> Result<(usize, String), String> {
-        let (prefix, uri) = names::split_uri(exposed)
-            .ok_or_else(|| format!("{exposed:?} names no backend of virtual server {:?} (expected <prefix>+<uri>)", vs.name))?;
-        let b = vs
-            .by_prefix(prefix)
-            .ok_or_else(|| format!("{exposed:?}: no backend of virtual server {:?} has prefix {prefix:?}", vs.name))?;
-        Ok((b, uri.to_owned()))
+        let split = names::split_uri(exposed).and_then(|(p, uri)| Some((vs.by_prefix(p).filter(|_| !p.is_empty())?, uri)));
+        match (split, vs.default_backend()) {
+            (Some((b, uri)), _) => Ok((b, uri.to_owned())),
+            (None, Some(d)) => Ok((d, exposed.to_owned())),
+            (None, None) => Err(format!(
+                "{exposed:?} names no backend of virtual server {:?} (expected <prefix>+<uri>)",
+                vs.name
+            )),
+        }
     };
     let routed = match method {
         Method::ToolsCall | Method::PromptsGet => match string_member(&params, "name") {

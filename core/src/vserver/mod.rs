@@ -179,6 +179,11 @@ impl VirtualServer {
         self.backends.iter().position(|b| b.prefix == prefix)
     }
 
+    /// The default backend (empty prefix), if there is one.
+    pub fn default_backend(&self) -> Option<usize> {
+        self.by_prefix("")
+    }
+
     pub fn by_name(&self, name: &str) -> Option<usize> {
         self.backends.iter().position(|b| b.name == name)
     }

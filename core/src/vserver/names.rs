@@ -7,6 +7,8 @@
 //!   `stem` is the longest head of the name that fits and `h` is 8 hex digits of SHA-256 of the
 //!   whole name, exactly [`MAX_NAME`] long. Deterministic; reversed by finding the backend's
 //!   item with that exposed name (the merge records it; see `docs/virtual-server.md`).
+//! - A backend with the empty prefix (at most one: the *default* backend) keeps its names and
+//!   URIs as they are; a name or URI with no known prefix goes to it.
 //! - Resources and templates: `<prefix>+<uri>`. A prefix has no `+`, so the first `+` ends it
 //!   (`github+file:///a` is still a URI: `github+file` is a valid scheme).
 
@@ -19,8 +21,12 @@ pub const MAX_PREFIX: usize = 24;
 pub const SEP: &str = "__";
 const HASH_HEX: usize = 8;
 
-/// Why `prefix` cannot be a prefix, or `None`.
+/// Why `prefix` cannot be a prefix, or `None`. The empty prefix is allowed (one backend at
+/// most: the *default* backend, whose names are exposed unchanged).
 pub fn invalid_prefix(prefix: &str) -> Option<String> {
+    if prefix.is_empty() {
+        return None;
+    }
     let ok_start = prefix.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
     let ok_chars = prefix
         .bytes()
@@ -41,6 +47,9 @@ fn hash8(name: &str) -> String {
 
 /// The name a backend's tool or prompt has under the virtual server.
 pub fn expose(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        return name.to_owned();
+    }
     let natural = prefix.len() + SEP.len() + name.len();
     if natural <= MAX_NAME {
         let mut s = String::with_capacity(natural);
@@ -76,6 +85,9 @@ pub fn may_be_shortened(exposed: &str) -> bool {
 
 /// The URI a backend's resource (or template) has under the virtual server.
 pub fn expose_uri(prefix: &str, uri: &str) -> String {
+    if prefix.is_empty() {
+        return uri.to_owned();
+    }
     let mut s = String::with_capacity(prefix.len() + 1 + uri.len());
     s.push_str(prefix);
     s.push('+');

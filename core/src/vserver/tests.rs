@@ -252,3 +252,31 @@ fn server_request_ids_are_tagged_and_answers_routed_back() {
     let text = r#"{"jsonrpc":"2.0","id":5,"result":{}}"#;
     assert!(matches!(dispatch::plan(&v, &one(text), &none), Plan::Refuse(_)));
 }
+
+#[test]
+fn a_default_backend_keeps_its_names_and_takes_what_no_prefix_claims() {
+    let v = vs(json!({
+        "backends": [
+            {"name": "main", "prefix": "", "cluster": "m"},
+            {"name": "github", "cluster": "gh"}
+        ],
+        "session_keys": [{"id": "a", "key": KEY_A}]
+    }));
+    let none = |_: usize, _: &str| None;
+    assert_eq!(names::expose("", "echo"), "echo");
+    let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#);
+    let Plan::Dispatch { backend, name, .. } = dispatch::plan(&v, &m, &none) else { panic!() };
+    assert_eq!((backend, name.as_deref()), (0, Some("echo")));
+    let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"github__x"}}"#);
+    let Plan::Dispatch { backend, .. } = dispatch::plan(&v, &m, &none) else { panic!() };
+    assert_eq!(backend, 1);
+    let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"test://static/1"}}"#);
+    let Plan::Dispatch { backend, body, .. } = dispatch::plan(&v, &m, &none) else { panic!() };
+    assert_eq!(backend, 0);
+    assert!(String::from_utf8(body).unwrap().contains("test://static/1"));
+    let e = errors(json!({
+        "backends": [{"name": "a", "prefix": "", "cluster": "a"}, {"name": "b", "prefix": "", "cluster": "b"}],
+        "session_keys": [{"id": "a", "key": KEY_A}]
+    }));
+    assert!(e.iter().any(|(p, _)| p == "backends[1].prefix"), "{e:?}");
+}
