@@ -19,6 +19,7 @@ import base64
 import contextlib
 import json
 import os
+import subprocess
 
 import anyio
 import httpx
@@ -30,7 +31,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from conftest import Procs
-from harness import EverythingServer, McpServer, add_virtual_server_routes, gateway_bootstrap
+from harness import NODE_DIR, EverythingServer, McpServer, add_virtual_server_routes, gateway_bootstrap, node_binary
 from issuer import Issuer
 
 pytestmark = pytest.mark.anyio
@@ -324,3 +325,31 @@ def test_a_dead_backend_fails_open_or_closed_as_configured(env, tmp_path):
         assert sum(c.values()) >= 2, c
     finally:
         procs.stop_all()
+
+
+def test_the_typescript_sdk_client_sees_one_server(env):
+    """The official TypeScript SDK client (its own session handling, its own SSE reader)."""
+    plan = [
+        {"op": "tools"}, {"op": "prompts"}, {"op": "resources"},
+        {"op": "call", "name": "demo__echo", "args": {"text": "from ts"}},
+        {"op": "call", "name": "every__echo", "args": {"message": "hello ts"}},
+        {"op": "read", "uri": "demo+docs://readme"},
+        {"op": "prompt", "name": "demo__review", "args": {"code": "y = 2"}},
+    ]
+    p = subprocess.run(
+        [node_binary(), str(NODE_DIR / "everything_client.mjs"), vurl(env["a"]), json.dumps(plan),
+         "--header", f"Authorization: Bearer {env['tokens']['dana']}"],
+        capture_output=True, text=True, timeout=90,
+    )
+    lines = p.stdout.strip().splitlines()
+    assert p.returncode == 0 and lines, f"TypeScript client exited {p.returncode}:\n{p.stdout}\n{p.stderr[-2000:]}"
+    r = json.loads(lines[-1])["results"]
+    assert all(x["ok"] for x in r), r
+    tools, prompts, resources, call_demo, call_every, read, prompt = (x["value"] for x in r)
+    assert {"demo__echo", "every__echo", "every__get-sum"} <= set(tools) and "demo__delete_branch" not in tools
+    assert set(prompts) == {"demo__review", "every__simple-prompt"}
+    assert resources == ["demo+docs://readme"]
+    assert call_demo["text"] == "from ts"
+    assert "hello ts" in call_every["text"]
+    assert read[0]["text"] == "hello from the demo server"
+    assert "y = 2" in prompt[0]
