@@ -27,3 +27,5 @@ mod test_symbols;
 mod tests_oracle;
 #[cfg(test)]
 mod tests_policy;
+#[cfg(test)]
+mod tests_vserver;
