@@ -323,6 +323,9 @@ def test_a_dead_backend_fails_open_or_closed_as_configured(env, tmp_path):
         assert m["error"]["code"] == -32031 and "demo" in m["error"]["message"], m
         c = gw.counters("mcp_policy.backend_failures_total")
         assert sum(c.values()) >= 2, c
+        lines = [json.loads(l) for l in (log_dir / "dead.access.log").read_text().splitlines() if l.strip()]
+        assert any(l.get("mcp_missing_backends") == "everything" and l["mcp_virtual_server"] == "tools" for l in lines), lines
+        assert any(l.get("mcp_backend") == "everything" and l["mcp_method"] == "tools/call" for l in lines), lines
     finally:
         procs.stop_all()
 
