@@ -31,7 +31,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from conftest import Procs
-from harness import NODE_DIR, EverythingServer, McpServer, add_virtual_server_routes, gateway_bootstrap, node_binary
+from harness import NODE_DIR, EverythingServer, McpServer, add_virtual_server_routes, gateway_bootstrap, node_binary, wait_until
 from issuer import Issuer
 
 pytestmark = pytest.mark.anyio
@@ -323,9 +323,13 @@ def test_a_dead_backend_fails_open_or_closed_as_configured(env, tmp_path):
         assert m["error"]["code"] == -32031 and "demo" in m["error"]["message"], m
         c = gw.counters("mcp_policy.backend_failures_total")
         assert sum(c.values()) >= 2, c
-        lines = [json.loads(l) for l in (log_dir / "dead.access.log").read_text().splitlines() if l.strip()]
-        assert any(l.get("mcp_missing_backends") == "everything" and l["mcp_virtual_server"] == "tools" for l in lines), lines
-        assert any(l.get("mcp_backend") == "everything" and l["mcp_method"] == "tools/call" for l in lines), lines
+        def logged():
+            lines = [json.loads(l) for l in (log_dir / "dead.access.log").read_text().splitlines() if l.strip()]
+            return (any(l.get("mcp_missing_backends") == "everything" and l["mcp_virtual_server"] == "tools" for l in lines)
+                    and any(l.get("mcp_backend") == "everything" and l["mcp_method"] == "tools/call" for l in lines))
+
+        # Envoy flushes access-log files about once a second.
+        wait_until("the access log names the missing backend and the dispatch target", logged, timeout=10)
     finally:
         procs.stop_all()
 

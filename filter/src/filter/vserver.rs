@@ -356,6 +356,8 @@ impl McpFilter {
             }
         }
         self.server = Some(vs.name.clone());
+        // The log line is the virtual server's (each backend's decision was counted above).
+        h.set_metadata("server", &vs.name);
         self.request = RequestState::Done;
         if allowed.is_empty() {
             if let Some(r) = first_refusal {
