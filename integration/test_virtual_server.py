@@ -360,3 +360,30 @@ def test_the_typescript_sdk_client_sees_one_server(env):
     assert "hello ts" in call_every["text"]
     assert read[0]["text"] == "hello from the demo server"
     assert "y = 2" in prompt[0]
+
+
+async def test_a_2026_07_28_stateless_client_is_served_too(procs):
+    """The Python SDK's modern client (MCP 2026-07-28: no session, `Mcp-Method`/`Mcp-Name`
+    headers, caching hints in list results) against a virtual server over a Python SDK server."""
+    from mcp import Client
+
+    issuer = Issuer()
+    py = procs.mcp_server("py", json_response=False)
+    config = {"server": "direct", "identity": {"providers": [issuer.provider()], "resource": issuer.audience},
+              "policy": {"servers": {"py": {}}, "rules": [
+                  {"id": "some", "effect": "allow", "servers": ["py"], "principals": [{}], "tools": ["add", "echo"]}]},
+              "virtual_servers": {"vs": {"backends": [{"name": "py", "cluster": "py", "authority": "127.0.0.1"}],
+                                         "session_keys": [{"id": "k", "key": KEY1}]}}}
+    boot = gateway_bootstrap({"py": py.port}, config, access_log=procs.log_dir / "access.log")
+    envoy = procs.envoy(add_virtual_server_routes(boot, "vs", "/vs/mcp", "py"))
+    token = issuer.token("alice", groups=["x"])
+    async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with Client(streamable_http_client(envoy.url(path="/vs/mcp"), http_client=http), mode="2026-07-28") as c:
+            with anyio.fail_after(TIMEOUT):
+                tools = await c.list_tools()
+                assert {t.name for t in tools.tools} == {"py__add", "py__echo"}
+                r = await c.call_tool("py__add", {"a": 20, "b": 22})
+                assert r.content[0].text == "42"
+                with pytest.raises(MCPError) as denied:
+                    await c.call_tool("py__delete_branch", {"repo": "r", "branch": "b"})
+                assert denied.value.error.code == -32030

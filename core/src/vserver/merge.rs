@@ -364,14 +364,13 @@ pub struct Listed {
 
 #[derive(Deserialize)]
 struct PageEnvelope {
-    result: PageResult,
+    result: std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>,
 }
 
-#[derive(Deserialize)]
-struct PageResult {
-    #[serde(rename = "nextCursor", default)]
-    next_cursor: Option<String>,
-}
+/// Result members the merge writes itself; every other member (2026-07-28 caching hints such as
+/// `ttlMs`, `cacheScope`, `resultType`, or unknown ones) is carried over: the first backend's
+/// value, except `ttlMs`, where the shortest wins.
+const OWN_MEMBERS: [&str; 6] = ["tools", "prompts", "resources", "resourceTemplates", "nextCursor", "_meta"];
 
 fn json_string(s: &str) -> Vec<u8> {
     serde_json::to_vec(s).unwrap_or_default()
@@ -389,6 +388,7 @@ pub fn list(
     let mut items: Vec<Vec<u8>> = Vec::new();
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut next: Vec<(String, String)> = Vec::new();
+    let mut extra: Vec<(String, Box<serde_json::value::RawValue>)> = Vec::new();
     for (i, g) in got {
         let Some(b) = vs.backends.get(i) else { continue };
         let text = match g {
@@ -422,11 +422,27 @@ pub fn list(
             absent(b, format!("the answer has no {:?} list", kind.list_key()), &mut out.missing)?;
             continue;
         };
-        if let Ok(PageEnvelope {
-            result: PageResult { next_cursor: Some(c) },
-        }) = serde_json::from_slice::<PageEnvelope>(&text)
-        {
-            next.push((b.name.clone(), c));
+        if let Ok(PageEnvelope { result }) = serde_json::from_slice::<PageEnvelope>(&text) {
+            if let Some(c) = result.get("nextCursor").and_then(|c| serde_json::from_str::<String>(c.get()).ok()) {
+                next.push((b.name.clone(), c));
+            }
+            for (k, v) in result {
+                if OWN_MEMBERS.contains(&k.as_str()) {
+                    continue;
+                }
+                match extra.iter_mut().find(|(e, _)| *e == k) {
+                    None => extra.push((k, v)),
+                    Some((_, old)) if k == "ttlMs" => {
+                        let (a, b) = (old.get().parse::<f64>().ok(), v.get().parse::<f64>().ok());
+                        if let (Some(a), Some(b)) = (a, b) {
+                            if b < a {
+                                *old = v;
+                            }
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
         }
         for item in list {
             let (Some(name), Some(at)) = (item.name, item.name_at.clone()) else {
@@ -463,6 +479,12 @@ pub fn list(
     r.extend_from_slice(&json_string(kind.list_key()));
     r.push(b':');
     r.extend_from_slice(&crate::reply::join_array(items.iter().map(Vec::as_slice)));
+    for (k, v) in &extra {
+        r.push(b',');
+        r.extend_from_slice(&json_string(k));
+        r.push(b':');
+        r.extend_from_slice(v.get().as_bytes());
+    }
     if !next.is_empty() {
         r.extend_from_slice(b",\"nextCursor\":");
         r.extend_from_slice(&json_string(&encode_cursor(kind, &next)));

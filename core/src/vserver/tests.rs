@@ -280,3 +280,14 @@ fn a_default_backend_keeps_its_names_and_takes_what_no_prefix_claims() {
     }));
     assert!(e.iter().any(|(p, _)| p == "backends[1].prefix"), "{e:?}");
 }
+
+#[test]
+fn caching_hints_and_unknown_result_members_are_carried_the_shortest_ttl_winning() {
+    let v = two();
+    let mut keep = |_: &Backend, _: Kind, _: &str| true;
+    let a = ok("1", json!({"tools": [{"name": "a"}], "ttlMs": 60000, "cacheScope": "private", "resultType": "complete"}));
+    let b = ok("1", json!({"tools": [{"name": "b"}], "ttlMs": 5000, "cacheScope": "public", "resultType": "complete"}));
+    let l = merge::list(&v, Kind::Tool, vec![(0, a), (1, b)], &mut keep).unwrap();
+    let r: Value = serde_json::from_slice(&l.result).unwrap();
+    assert_eq!((r["ttlMs"].clone(), r["cacheScope"].clone(), r["resultType"].clone()), (json!(5000), json!("private"), json!("complete")));
+}
