@@ -83,7 +83,7 @@ bench-venvs: $(BENCH_VENVS)
 # filter/src/tests_oracle.rs (property-based, always run).
 # New inputs go to core/fuzz/.work/<target>; the committed seeds stay core/fuzz/corpus/<target>.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := response_json response_sse sse_parser request_body
+FUZZ_TARGETS := response_json response_sse sse_parser request_body vserver_list
 
 FUZZ_SMOKE_SECONDS ?= 10
 CARGO_FUZZ := $(shell command -v cargo-fuzz 2>/dev/null || echo $(HOME)/.cargo/bin/cargo-fuzz)
