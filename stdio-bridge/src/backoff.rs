@@ -40,7 +40,11 @@ mod tests {
         let quick = Duration::from_millis(5);
         let delays: Vec<u64> = (0..9).map(|_| b.after(quick).as_millis() as u64).collect();
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]);
-        assert_eq!(b.after(RESET_AFTER - Duration::from_millis(1)), MAX, "not up long enough");
+        assert_eq!(
+            b.after(RESET_AFTER - Duration::from_millis(1)),
+            MAX,
+            "not up long enough"
+        );
         assert_eq!(b.after(RESET_AFTER), INITIAL, "stayed up: start over");
         assert_eq!(b.after(quick), INITIAL * 2);
     }

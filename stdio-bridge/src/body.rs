@@ -50,7 +50,11 @@ impl hyper::body::Body for Body {
 pub fn sse_event(message: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(message.len() + 24);
     out.extend_from_slice(b"event: message\ndata: ");
-    out.extend(message.iter().map(|b| if *b == b'\n' || *b == b'\r' { b' ' } else { *b }));
+    out.extend(
+        message
+            .iter()
+            .map(|b| if *b == b'\n' || *b == b'\r' { b' ' } else { *b }),
+    );
     out.extend_from_slice(b"\n\n");
     Bytes::from(out)
 }

@@ -7,6 +7,7 @@ use crate::router::Router;
 use crate::session::Sessions;
 use hyper::StatusCode;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,7 +26,11 @@ pub struct Final {
 
 impl Final {
     pub fn ok(body: Vec<u8>) -> Self {
-        Final { status: StatusCode::OK, retry_after: None, body }
+        Final {
+            status: StatusCode::OK,
+            retry_after: None,
+            body,
+        }
     }
 }
 
@@ -77,7 +82,11 @@ impl Bridge {
             router: Router::new(cfg.max_queue),
             child: ChildStatus::Starting,
         };
-        Bridge { cfg, state: Mutex::new(state), shutdown }
+        Bridge {
+            cfg,
+            state: Mutex::new(state),
+            shutdown,
+        }
     }
 
     /// The shared state. A panic elsewhere while holding the lock leaves the tables consistent
@@ -87,8 +96,9 @@ impl Bridge {
     }
 }
 
+/// One line on stderr. A closed or full stderr loses the line; it never stops the bridge.
 pub fn log(msg: impl std::fmt::Display) {
-    eprintln!("mcp-stdio-bridge: {msg}");
+    let _ = writeln!(std::io::stderr(), "mcp-stdio-bridge: {msg}");
 }
 
 /// At most `max` characters of a line from the child, for a log message.

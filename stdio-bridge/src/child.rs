@@ -7,7 +7,7 @@ use crate::session::{known_version, LATEST, VERSIONS};
 use hyper::StatusCode;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Write as _};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +48,10 @@ pub async fn supervise(bridge: Arc<Bridge>, first: oneshot::Sender<Result<(), St
             st.child = if stop {
                 ChildStatus::Stopping
             } else {
-                ChildStatus::Down { retry_at: Instant::now().into_std() + delay, reason: ended.reason.clone() }
+                ChildStatus::Down {
+                    retry_at: Instant::now().into_std() + delay,
+                    reason: ended.reason.clone(),
+                }
             };
             let message = if stop {
                 "mcp-stdio-bridge is shutting down: the stdio server was stopped before it answered".to_string()
@@ -63,7 +66,11 @@ pub async fn supervise(bridge: Arc<Bridge>, first: oneshot::Sender<Result<(), St
         };
         for p in drained {
             let body = jsonrpc::error(Some(&p.client_id), code::UNAVAILABLE, &message);
-            let _ = p.sink.done.send(Final { status: StatusCode::SERVICE_UNAVAILABLE, retry_after: Some(retry_after), body });
+            let _ = p.sink.done.send(Final {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                retry_after: Some(retry_after),
+                body,
+            });
         }
         if let Some(f) = first.take() {
             let _ = f.send(Err(ended.reason.clone()));
@@ -72,7 +79,11 @@ pub async fn supervise(bridge: Arc<Bridge>, first: oneshot::Sender<Result<(), St
             log(format!("child {} (shutdown)", ended.reason));
             break;
         }
-        log(format!("child {}; restarting in {} ms", ended.reason, delay.as_millis()));
+        log(format!(
+            "child {}; restarting in {} ms",
+            ended.reason,
+            delay.as_millis()
+        ));
         tokio::select! {
             _ = sleep(delay) => {}
             _ = shutdown.wait_for(|s| *s) => break,
@@ -97,7 +108,11 @@ impl Ended {
     }
 }
 
-async fn run_child(bridge: &Arc<Bridge>, generation: u64, first: &mut Option<oneshot::Sender<Result<(), String>>>) -> Ended {
+async fn run_child(
+    bridge: &Arc<Bridge>,
+    generation: u64,
+    first: &mut Option<oneshot::Sender<Result<(), String>>>,
+) -> Ended {
     let cfg = &bridge.cfg;
     let mut cmd = Command::new(&cfg.command[0]);
     cmd.args(&cfg.command[1..])
@@ -114,11 +129,15 @@ async fn run_child(bridge: &Arc<Bridge>, generation: u64, first: &mut Option<one
     };
     let pid = child.id();
     let pid_text = pid.map_or("?".to_string(), |p| p.to_string());
-    let (Some(mut stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take()) else {
+    let (Some(mut stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
         let _ = child.start_kill();
         return Ended::early("was started without its stdio pipes".into());
     };
-    log(format!("child started (pid {pid_text}, generation {generation}): {}", cfg.command_line()));
+    log(format!(
+        "child started (pid {pid_text}, generation {generation}): {}",
+        cfg.command_line()
+    ));
     tokio::spawn(relay_stderr(stderr, pid_text.clone()));
     let mut lines = LineReader::new(stdout);
     let mut shutdown = bridge.shutdown.clone();
@@ -145,7 +164,13 @@ async fn run_child(bridge: &Arc<Bridge>, generation: u64, first: &mut Option<one
     let server = init_result
         .get("serverInfo")
         .and_then(|s| serde_json::from_str::<serde_json::Value>(s.get()).ok())
-        .and_then(|s| Some(format!("{} {}", s.get("name")?.as_str()?, s.get("version").and_then(|v| v.as_str()).unwrap_or(""))))
+        .and_then(|s| {
+            Some(format!(
+                "{} {}",
+                s.get("name")?.as_str()?,
+                s.get("version").and_then(|v| v.as_str()).unwrap_or("")
+            ))
+        })
         .unwrap_or_else(|| "a server without serverInfo".into());
     {
         let mut st = bridge.state();
@@ -159,7 +184,10 @@ async fn run_child(bridge: &Arc<Bridge>, generation: u64, first: &mut Option<one
         }
     }
     let up_since = Instant::now();
-    log(format!("child ready (pid {pid_text}): {} speaking MCP {protocol_version}", server.trim_end()));
+    log(format!(
+        "child ready (pid {pid_text}): {} speaking MCP {protocol_version}",
+        server.trim_end()
+    ));
     if let Some(f) = first.take() {
         let _ = f.send(Ok(()));
     }
@@ -199,11 +227,18 @@ async fn run_child(bridge: &Arc<Bridge>, generation: u64, first: &mut Option<one
         Some(s) => s,
         None => {
             // stdout ended (or the grace period did): give the child a moment, then kill it.
-            let grace = if stop_requested { Duration::from_millis(100) } else { STOP_GRACE };
+            let grace = if stop_requested {
+                Duration::from_millis(100)
+            } else {
+                STOP_GRACE
+            };
             stop_child(&mut child, grace).await
         }
     };
-    Ended { reason: describe(status), up_since: Some(up_since) }
+    Ended {
+        reason: describe(status),
+        up_since: Some(up_since),
+    }
 }
 
 /// Waits up to `grace` for the child to exit, then kills it.
@@ -211,7 +246,10 @@ async fn stop_child(child: &mut Child, grace: Duration) -> io::Result<ExitStatus
     match timeout(grace, child.wait()).await {
         Ok(status) => status,
         Err(_) => {
-            log(format!("child did not exit within {} ms: killing it", grace.as_millis()));
+            log(format!(
+                "child did not exit within {} ms: killing it",
+                grace.as_millis()
+            ));
             let _ = child.start_kill();
             child.wait().await
         }
@@ -231,8 +269,14 @@ fn line(mut bytes: Vec<u8>) -> Vec<u8> {
 }
 
 async fn write_line(stdin: &mut ChildStdin, bytes: &[u8]) -> Result<(), String> {
-    stdin.write_all(bytes).await.map_err(|e| format!("writing to its stdin failed: {e}"))?;
-    stdin.flush().await.map_err(|e| format!("writing to its stdin failed: {e}"))
+    stdin
+        .write_all(bytes)
+        .await
+        .map_err(|e| format!("writing to its stdin failed: {e}"))?;
+    stdin
+        .flush()
+        .await
+        .map_err(|e| format!("writing to its stdin failed: {e}"))
 }
 
 /// The bridge's own `initialize` with the child. Returns the InitializeResult's members and the
@@ -267,7 +311,10 @@ async fn handshake(
         let msg = match Message::parse(&bytes) {
             Ok(m) => m,
             Err(e) => {
-                log(format!("child wrote a line that is not a JSON-RPC message ({e}): {}", preview(&bytes, 200)));
+                log(format!(
+                    "child wrote a line that is not a JSON-RPC message ({e}): {}",
+                    preview(&bytes, 200)
+                ));
                 continue;
             }
         };
@@ -285,7 +332,10 @@ async fn handshake(
                     .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
                     .ok_or("its InitializeResult has no protocolVersion string")?;
                 let version = known_version(&version).ok_or_else(|| {
-                    format!("it chose protocol version {version}; mcp-stdio-bridge speaks {}", VERSIONS.join(", "))
+                    format!(
+                        "it chose protocol version {version}; mcp-stdio-bridge speaks {}",
+                        VERSIONS.join(", ")
+                    )
                 })?;
                 let initialized = jsonrpc::notification("notifications/initialized", &json!({}));
                 write_line(stdin, &line(initialized)).await?;
@@ -295,11 +345,18 @@ async fn handshake(
                 let reply = if msg.method.as_deref() == Some("ping") {
                     jsonrpc::result(msg.id().unwrap_or(&jsonrpc::null()), &jsonrpc::to_raw(&json!({})))
                 } else {
-                    jsonrpc::error(msg.id(), code::INVALID_REQUEST, "mcp-stdio-bridge: initialize has not been answered yet")
+                    jsonrpc::error(
+                        msg.id(),
+                        code::INVALID_REQUEST,
+                        "mcp-stdio-bridge: initialize has not been answered yet",
+                    )
                 };
                 write_line(stdin, &line(reply)).await?;
             }
-            _ => log(format!("child wrote before answering initialize; dropped: {}", preview(&bytes, 200))),
+            _ => log(format!(
+                "child wrote before answering initialize; dropped: {}",
+                preview(&bytes, 200)
+            )),
         }
     }
 }
@@ -325,7 +382,11 @@ async fn write_lines(mut stdin: ChildStdin, mut rx: mpsc::Receiver<Vec<u8>>, mut
 async fn relay_stderr<R: AsyncRead + Unpin>(stderr: R, pid: String) {
     let mut lines = LineReader::new(stderr);
     while let Ok(Some(l)) = lines.next_line().await {
-        eprintln!("[child {pid}] {}", String::from_utf8_lossy(&l).trim_end());
+        let _ = writeln!(
+            std::io::stderr(),
+            "[child {pid}] {}",
+            String::from_utf8_lossy(&l).trim_end()
+        );
     }
 }
 
@@ -337,7 +398,10 @@ fn on_child_line(bridge: &Bridge, generation: u64, to_child: &mpsc::Sender<Vec<u
     let mut msg = match Message::parse(bytes) {
         Ok(m) => m,
         Err(e) => {
-            log(format!("child wrote a line that is not a JSON-RPC message ({e}): {}", preview(bytes, 200)));
+            log(format!(
+                "child wrote a line that is not a JSON-RPC message ({e}): {}",
+                preview(bytes, 200)
+            ));
             return;
         }
     };
@@ -353,7 +417,9 @@ fn on_child_line(bridge: &Bridge, generation: u64, to_child: &mpsc::Sender<Vec<u
             let Some(p) = msg.id_u64().and_then(|id| st.router.finish(id)) else {
                 drop(st);
                 let id = msg.id().map_or("none".to_string(), |i| i.get().to_string());
-                log(format!("the child answered request id {id}, which is not in flight (timed out or cancelled): dropped"));
+                log(format!(
+                    "the child answered request id {id}, which is not in flight (timed out or cancelled): dropped"
+                ));
                 return;
             };
             drop(st);
@@ -369,7 +435,10 @@ fn on_child_line(bridge: &Bridge, generation: u64, to_child: &mpsc::Sender<Vec<u
                         .get("progressToken")
                         .and_then(|t| t.get().parse::<u64>().ok())
                         .filter(|id| st.router.get(*id).is_some_and(|p| p.progress_token.is_some()));
-                    if let Some(original) = target.and_then(|id| st.router.get(id)).and_then(|p| p.progress_token.clone()) {
+                    if let Some(original) = target
+                        .and_then(|id| st.router.get(id))
+                        .and_then(|p| p.progress_token.clone())
+                    {
                         params.insert("progressToken".into(), original);
                         msg.set_params(&params);
                     }
@@ -401,7 +470,10 @@ fn on_child_line(bridge: &Bridge, generation: u64, to_child: &mpsc::Sender<Vec<u
             };
             let outcome = target.and_then(|id| {
                 let p = st.router.get(id).ok_or("its request just ended")?;
-                p.sink.events.try_send(msg.to_bytes()).map_err(|_| "the client's stream is full")
+                p.sink
+                    .events
+                    .try_send(msg.to_bytes())
+                    .map_err(|_| "the client's stream is full")
             });
             drop(st);
             if let Err(why) = outcome {
@@ -417,7 +489,10 @@ fn on_child_line(bridge: &Bridge, generation: u64, to_child: &mpsc::Sender<Vec<u
             }
             let routed = (|| {
                 let origin = st.router.unattributed_target().ok_or(if st.router.in_flight() == 0 {
-                    (code::INTERNAL_ERROR, "no client request is in flight to carry it".to_string())
+                    (
+                        code::INTERNAL_ERROR,
+                        "no client request is in flight to carry it".to_string(),
+                    )
                 } else {
                     (
                         code::INTERNAL_ERROR,
@@ -425,16 +500,25 @@ fn on_child_line(bridge: &Bridge, generation: u64, to_child: &mpsc::Sender<Vec<u
                             .to_string(),
                     )
                 })?;
-                let p = st.router.get(origin).ok_or((code::INTERNAL_ERROR, "its request just ended".to_string()))?;
+                let p = st
+                    .router
+                    .get(origin)
+                    .ok_or((code::INTERNAL_ERROR, "its request just ended".to_string()))?;
                 p.caps.allows(&method).map_err(|cap| {
-                    (code::METHOD_NOT_FOUND, format!("the HTTP client did not declare the {cap} capability"))
+                    (
+                        code::METHOD_NOT_FOUND,
+                        format!("the HTTP client did not declare the {cap} capability"),
+                    )
                 })?;
                 let sid = st
                     .router
                     .add_server_request(origin, child_id.clone())
                     .ok_or((code::INTERNAL_ERROR, "its request just ended".to_string()))?;
                 msg.set_id_u64(sid);
-                let sent = st.router.get(origin).map(|p| p.sink.events.try_send(msg.to_bytes()).is_ok());
+                let sent = st
+                    .router
+                    .get(origin)
+                    .map(|p| p.sink.events.try_send(msg.to_bytes()).is_ok());
                 if sent != Some(true) {
                     st.router.forget_server_request(sid);
                     return Err((code::INTERNAL_ERROR, "the client's stream is full".into()));
@@ -444,7 +528,11 @@ fn on_child_line(bridge: &Bridge, generation: u64, to_child: &mpsc::Sender<Vec<u
             drop(st);
             if let Err((c, why)) = routed {
                 log(format!("request {method} from the child refused: {why}"));
-                reply_to_child(jsonrpc::error(Some(&child_id), c, &format!("mcp-stdio-bridge cannot deliver {method}: {why}")));
+                reply_to_child(jsonrpc::error(
+                    Some(&child_id),
+                    c,
+                    &format!("mcp-stdio-bridge cannot deliver {method}: {why}"),
+                ));
             }
         }
     }
@@ -459,7 +547,11 @@ pub struct LineReader<R> {
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
     pub fn new(r: R) -> Self {
-        LineReader { inner: BufReader::new(r), buf: Vec::new(), discarding: false }
+        LineReader {
+            inner: BufReader::new(r),
+            buf: Vec::new(),
+            discarding: false,
+        }
     }
 
     /// The next line without its `\n`; `None` at end of input.
@@ -518,7 +610,11 @@ mod tests {
         assert_eq!(r.next_line().await.unwrap().as_deref(), Some(&b""[..]));
         assert_eq!(r.next_line().await.unwrap().as_deref(), Some(&b"{\"b\":"[..]));
         assert_eq!(r.next_line().await.unwrap().as_deref(), Some(&b"2}"[..]));
-        assert_eq!(r.next_line().await.unwrap().as_deref(), Some(&b"last"[..]), "unterminated last line");
+        assert_eq!(
+            r.next_line().await.unwrap().as_deref(),
+            Some(&b"last"[..]),
+            "unterminated last line"
+        );
         assert_eq!(r.next_line().await.unwrap(), None);
     }
 

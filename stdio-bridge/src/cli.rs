@@ -37,7 +37,11 @@ pub struct Config {
 impl Config {
     /// The child's command line for messages (lossy for non-UTF-8 arguments).
     pub fn command_line(&self) -> String {
-        self.command.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
+        self.command
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -84,7 +88,10 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, String
             "-V" | "--version" => return Ok(Parsed::Version),
             "--listen" => {
                 let v = value("address:port")?;
-                listen = Some(v.parse().map_err(|e| format!("--listen {v}: not an address:port ({e})"))?);
+                listen = Some(
+                    v.parse()
+                        .map_err(|e| format!("--listen {v}: not an address:port ({e})"))?,
+                );
             }
             "--path" => {
                 let v = value("a path such as /mcp")?;
@@ -98,7 +105,11 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Parsed, String
             "--max-sessions" => max_sessions = positive(&name, &value("a number")?)?,
             "--allow-remote" if inline.is_none() => allow_remote = true,
             _ if name.starts_with('-') => return Err(format!("unknown option {name}")),
-            _ => return Err(format!("unexpected argument {arg:?}: put the child's command after `--`")),
+            _ => {
+                return Err(format!(
+                    "unexpected argument {arg:?}: put the child's command after `--`"
+                ))
+            }
         }
     }
 
@@ -170,7 +181,10 @@ mod tests {
     #[test]
     fn non_loopback_needs_allow_remote() {
         let e = run(&["--listen", "0.0.0.0:8080", "--", "x"]).unwrap_err();
-        assert!(e.contains("not a loopback address") && e.contains("--allow-remote"), "{e}");
+        assert!(
+            e.contains("not a loopback address") && e.contains("--allow-remote"),
+            "{e}"
+        );
         let c = run(&["--listen", "0.0.0.0:8080", "--allow-remote", "--", "x"]).unwrap();
         assert!(c.allow_remote);
         assert!(run(&["--listen", "[::1]:9", "--", "x"]).is_ok());
@@ -182,10 +196,22 @@ mod tests {
             (&["--", "x"][..], "--listen is required"),
             (&["--listen", "127.0.0.1:0"][..], "no child command"),
             (&["--listen", "localhost:80", "--", "x"][..], "--listen localhost:80"),
-            (&["--listen", "127.0.0.1:0", "--max-queue", "0", "--", "x"][..], "--max-queue 0"),
-            (&["--listen", "127.0.0.1:0", "--request-timeout-ms", "-5", "--", "x"][..], "--request-timeout-ms -5"),
-            (&["--listen", "127.0.0.1:0", "--path", "mcp", "--", "x"][..], "--path mcp"),
-            (&["--listen", "127.0.0.1:0", "--bogus", "--", "x"][..], "unknown option --bogus"),
+            (
+                &["--listen", "127.0.0.1:0", "--max-queue", "0", "--", "x"][..],
+                "--max-queue 0",
+            ),
+            (
+                &["--listen", "127.0.0.1:0", "--request-timeout-ms", "-5", "--", "x"][..],
+                "--request-timeout-ms -5",
+            ),
+            (
+                &["--listen", "127.0.0.1:0", "--path", "mcp", "--", "x"][..],
+                "--path mcp",
+            ),
+            (
+                &["--listen", "127.0.0.1:0", "--bogus", "--", "x"][..],
+                "unknown option --bogus",
+            ),
             (&["--listen", "127.0.0.1:0", "node"][..], "after `--`"),
             (&["--listen"][..], "--listen needs a value"),
         ] {

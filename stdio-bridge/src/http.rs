@@ -1,8 +1,8 @@
 //! The Streamable HTTP side: one endpoint, POST for messages, DELETE to end a session, GET
 //! refused with 405 (no server-to-client stream).
 
-use crate::bridge::{log, Bridge, ChildStatus, Final, Sink, EVENT_BUFFER};
 use crate::body::{sse_event, Body};
+use crate::bridge::{log, Bridge, ChildStatus, Final, Sink, EVENT_BUFFER};
 use crate::jsonrpc::{self, code, Kind, Message, Raw};
 use crate::router::{BeginError, Pending, TakeError};
 use crate::session::{known_version, negotiate, new_session_id, ClientCaps, Session, VERSIONS};
@@ -11,8 +11,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, ORIGIN, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use serde_json::value::RawValue;
 use serde_json::json;
+use serde_json::value::RawValue;
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,7 +31,10 @@ pub async fn handle(bridge: Arc<Bridge>, req: Request<Incoming>) -> Result<Respo
 
 async fn route(bridge: &Arc<Bridge>, req: Request<Incoming>) -> Response<Body> {
     if req.uri().path() != bridge.cfg.path {
-        return plain(StatusCode::NOT_FOUND, format!("mcp-stdio-bridge serves MCP at {} only\n", bridge.cfg.path));
+        return plain(
+            StatusCode::NOT_FOUND,
+            format!("mcp-stdio-bridge serves MCP at {} only\n", bridge.cfg.path),
+        );
     }
     if let Some(origin) = req.headers().get(ORIGIN) {
         if !origin.to_str().is_ok_and(origin_is_loopback) {
@@ -54,7 +57,10 @@ async fn route(bridge: &Arc<Bridge>, req: Request<Incoming>) -> Response<Body> {
                     StatusCode::BAD_REQUEST,
                     None,
                     code::INVALID_REQUEST,
-                    &format!("unsupported MCP-Protocol-Version {shown}: mcp-stdio-bridge speaks {}", VERSIONS.join(", ")),
+                    &format!(
+                        "unsupported MCP-Protocol-Version {shown}: mcp-stdio-bridge speaks {}",
+                        VERSIONS.join(", ")
+                    ),
                 );
             }
         },
@@ -73,7 +79,10 @@ async fn route(bridge: &Arc<Bridge>, req: Request<Incoming>) -> Response<Body> {
             r
         }
         _ => {
-            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, format!("method {} is not used by MCP\n", req.method()));
+            let mut r = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method {} is not used by MCP\n", req.method()),
+            );
             r.headers_mut().insert(ALLOW, HeaderValue::from_static("POST, DELETE"));
             r
         }
@@ -82,7 +91,10 @@ async fn route(bridge: &Arc<Bridge>, req: Request<Incoming>) -> Response<Body> {
 
 /// `http://localhost:…`, `http://127.x.y.z:…`, `http://[::1]:…` (and https).
 pub fn origin_is_loopback(origin: &str) -> bool {
-    let Some(rest) = origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) else {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
         return false;
     };
     let host = if let Some(v6) = rest.strip_prefix('[') {
@@ -97,31 +109,45 @@ pub fn origin_is_loopback(origin: &str) -> bool {
 }
 
 fn accepts(headers: &HeaderMap) -> Result<(), String> {
-    let Some(accept) = headers.get(ACCEPT) else { return Ok(()) };
+    let Some(accept) = headers.get(ACCEPT) else {
+        return Ok(());
+    };
     let accept = String::from_utf8_lossy(accept.as_bytes()).to_ascii_lowercase();
     let has = |t: &str, family: &str| accept.contains(t) || accept.contains(family) || accept.contains("*/*");
     if has("application/json", "application/*") && has("text/event-stream", "text/*") {
         Ok(())
     } else {
-        Err(format!("Accept: {accept} must allow both application/json and text/event-stream"))
+        Err(format!(
+            "Accept: {accept} must allow both application/json and text/event-stream"
+        ))
     }
 }
 
 async fn post(bridge: &Arc<Bridge>, req: Request<Incoming>, version: Option<&'static str>) -> Response<Body> {
     let headers = req.headers();
-    let content_type = headers.get(CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
-    if !content_type.as_deref().is_some_and(|c| c.trim_start().starts_with("application/json")) {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase());
+    if !content_type
+        .as_deref()
+        .is_some_and(|c| c.trim_start().starts_with("application/json"))
+    {
         return rpc_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             None,
             code::INVALID_REQUEST,
-            &format!("Content-Type must be application/json, not {}", content_type.as_deref().unwrap_or("(none)")),
+            &format!(
+                "Content-Type must be application/json, not {}",
+                content_type.as_deref().unwrap_or("(none)")
+            ),
         );
     }
     if let Err(why) = accepts(headers) {
         return rpc_error(StatusCode::NOT_ACCEPTABLE, None, code::INVALID_REQUEST, &why);
     }
-    let session = headers.get(SESSION_HEADER).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let session = headers
+        .get(SESSION_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let bytes = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
@@ -133,7 +159,12 @@ async fn post(bridge: &Arc<Bridge>, req: Request<Incoming>, version: Option<&'st
             )
         }
         Err(e) => {
-            return rpc_error(StatusCode::BAD_REQUEST, None, code::INVALID_REQUEST, &format!("reading the body failed: {e}"))
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                &format!("reading the body failed: {e}"),
+            )
         }
     };
     let msg = match Message::parse(&bytes) {
@@ -158,7 +189,11 @@ async fn post(bridge: &Arc<Bridge>, req: Request<Incoming>, version: Option<&'st
             "Mcp-Session-Id header missing: send initialize first",
         );
     };
-    let known = bridge.state().sessions.touch(&session).map(|s| (s.protocol_version, s.caps));
+    let known = bridge
+        .state()
+        .sessions
+        .touch(&session)
+        .map(|s| (s.protocol_version, s.caps));
     let Some((negotiated, caps)) = known else {
         return rpc_error(
             StatusCode::NOT_FOUND,
@@ -186,7 +221,14 @@ fn initialize(bridge: &Arc<Bridge>, msg: &Message) -> Response<Body> {
     let id = msg.id();
     let params: serde_json::Value = match msg.get("params").map(|p| serde_json::from_str(p.get())) {
         Some(Ok(v @ serde_json::Value::Object(_))) => v,
-        _ => return rpc_error(StatusCode::BAD_REQUEST, id, INVALID_PARAMS, "initialize needs an object of params"),
+        _ => {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                id,
+                INVALID_PARAMS,
+                "initialize needs an object of params",
+            )
+        }
     };
     let requested = params.get("protocolVersion").and_then(|v| v.as_str());
     let caps = ClientCaps::from_capabilities(params.get("capabilities"));
@@ -208,7 +250,11 @@ fn initialize(bridge: &Arc<Bridge>, msg: &Message) -> Response<Body> {
         other => return unavailable(other, id),
     };
     let version = negotiate(requested, up.protocol_version);
-    match st.sessions.insert(session_id.clone(), Session::new(version, caps), |k| st.router.session_busy(k)) {
+    match st
+        .sessions
+        .insert(session_id.clone(), Session::new(version, caps), |k| {
+            st.router.session_busy(k)
+        }) {
         Ok(None) => {}
         Ok(Some(evicted)) => log(format!(
             "session table full (--max-sessions {}): dropped the least recently used idle session {}…",
@@ -220,7 +266,10 @@ fn initialize(bridge: &Arc<Bridge>, msg: &Message) -> Response<Body> {
                 StatusCode::SERVICE_UNAVAILABLE,
                 id,
                 code::OVERLOADED,
-                &format!("all {} sessions (--max-sessions) have requests in flight: try again later", full.limit),
+                &format!(
+                    "all {} sessions (--max-sessions) have requests in flight: try again later",
+                    full.limit
+                ),
             )
         }
     }
@@ -252,7 +301,12 @@ fn unavailable(status: &ChildStatus, id: Option<&RawValue>) -> Response<Body> {
         ChildStatus::Stopping => ("mcp-stdio-bridge is shutting down".to_string(), None),
         ChildStatus::Up(_) => ("the stdio server is running".to_string(), None),
     };
-    let mut r = rpc_error(StatusCode::SERVICE_UNAVAILABLE, id, code::UNAVAILABLE, &format!("mcp-stdio-bridge: {text}"));
+    let mut r = rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        id,
+        code::UNAVAILABLE,
+        &format!("mcp-stdio-bridge: {text}"),
+    );
     if let Some(secs) = retry {
         set_retry_after(&mut r, secs);
     }
@@ -331,8 +385,12 @@ async fn forward_request(bridge: &Arc<Bridge>, mut msg: Message, session: String
         msg.set_progress_token(jsonrpc::number(id));
     }
     let timeout = bridge.cfg.request_timeout;
-    let mut guard =
-        InFlight { bridge: bridge.clone(), id, to_child: up.to_child.clone(), reason: "the HTTP client went away".into() };
+    let mut guard = InFlight {
+        bridge: bridge.clone(),
+        id,
+        to_child: up.to_child.clone(),
+        reason: "the HTTP client went away".into(),
+    };
     let deadline = Instant::now() + timeout;
     let timeout_reason = format!("no answer within {} ms (--request-timeout-ms)", timeout.as_millis());
     let timeout_body = jsonrpc::error(
@@ -411,12 +469,16 @@ async fn forward_request(bridge: &Arc<Bridge>, mut msg: Message, session: String
                     let _ = btx.send(sse_event(&timeout_body)).await;
                     return;
                 }
+                // The client went away: the guard cancels the request at the child.
+                _ = btx.closed() => return,
             }
         }
     });
     let mut r = Response::new(Body::Stream(brx));
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 
@@ -453,7 +515,9 @@ fn forward_notification(bridge: &Arc<Bridge>, mut msg: Message, session: &str) -
     };
     if method == "notifications/cancelled" {
         let mut params = msg.params().unwrap_or_default();
-        let target = params.get("requestId").and_then(|rid| st.router.find_client(session, rid.get()));
+        let target = params
+            .get("requestId")
+            .and_then(|rid| st.router.find_client(session, rid.get()));
         let Some(target) = target else {
             return accepted(); // already answered, or never sent: nothing to cancel
         };
@@ -487,14 +551,21 @@ fn forward_response(bridge: &Arc<Bridge>, mut msg: Message, session: &str) -> Re
                 TakeError::Unknown => "is not a request mcp-stdio-bridge is waiting on (answered already, or too old)",
                 TakeError::OtherSession => "was sent to another session",
             };
-            return rpc_error(StatusCode::BAD_REQUEST, None, code::INVALID_REQUEST, &format!("response to id {shown}: that id {why}"));
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                code::INVALID_REQUEST,
+                &format!("response to id {shown}: that id {why}"),
+            );
         }
     };
     let to_child = match &st.child {
         ChildStatus::Up(up) if up.generation == request.generation => up.to_child.clone(),
         _ => {
             drop(st);
-            log(format!("a client's answer to request {shown} was dropped: the stdio server that asked has exited"));
+            log(format!(
+                "a client's answer to request {shown} was dropped: the stdio server that asked has exited"
+            ));
             return accepted();
         }
     };
@@ -513,7 +584,12 @@ fn forward_response(bridge: &Arc<Bridge>, mut msg: Message, session: &str) -> Re
 
 fn delete(bridge: &Arc<Bridge>, headers: &HeaderMap) -> Response<Body> {
     let Some(session) = headers.get(SESSION_HEADER) else {
-        return rpc_error(StatusCode::BAD_REQUEST, None, code::INVALID_REQUEST, "DELETE needs an Mcp-Session-Id header");
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            code::INVALID_REQUEST,
+            "DELETE needs an Mcp-Session-Id header",
+        );
     };
     let session = String::from_utf8_lossy(session.as_bytes());
     if bridge.state().sessions.remove(&session) {
@@ -521,7 +597,12 @@ fn delete(bridge: &Arc<Bridge>, headers: &HeaderMap) -> Response<Body> {
         *r.status_mut() = StatusCode::NO_CONTENT;
         r
     } else {
-        rpc_error(StatusCode::NOT_FOUND, None, code::INVALID_REQUEST, "unknown or ended Mcp-Session-Id")
+        rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            code::INVALID_REQUEST,
+            "unknown or ended Mcp-Session-Id",
+        )
     }
 }
 
@@ -534,14 +615,16 @@ fn accepted() -> Response<Body> {
 fn plain(status: StatusCode, text: String) -> Response<Body> {
     let mut r = Response::new(Body::full(text));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     r
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Body::full(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -559,7 +642,14 @@ mod tests {
 
     #[test]
     fn loopback_origins() {
-        for ok in ["http://localhost", "http://localhost:6274", "https://127.0.0.1:8443", "http://127.9.9.9", "http://[::1]:80", "http://LOCALHOST"] {
+        for ok in [
+            "http://localhost",
+            "http://localhost:6274",
+            "https://127.0.0.1:8443",
+            "http://127.9.9.9",
+            "http://[::1]:80",
+            "http://LOCALHOST",
+        ] {
             assert!(origin_is_loopback(ok), "{ok}");
         }
         for bad in [

@@ -54,7 +54,8 @@ impl Message {
         }
         let method = match fields.get("method") {
             Some(m) => Some(
-                serde_json::from_str::<String>(m.get()).map_err(|_| format!("\"method\" must be a string, not {}", m.get()))?,
+                serde_json::from_str::<String>(m.get())
+                    .map_err(|_| format!("\"method\" must be a string, not {}", m.get()))?,
             ),
             None => None,
         };
@@ -98,7 +99,9 @@ impl Message {
 
     /// `params` as an object of raw members, if it is one.
     pub fn params(&self) -> Option<BTreeMap<String, Raw>> {
-        self.fields.get("params").and_then(|p| serde_json::from_str(p.get()).ok())
+        self.fields
+            .get("params")
+            .and_then(|p| serde_json::from_str(p.get()).ok())
     }
 
     pub fn set_params(&mut self, params: &BTreeMap<String, Raw>) {
@@ -114,7 +117,9 @@ impl Message {
     /// Replaces `params._meta.progressToken` (which must be there), keeping the rest as written.
     pub fn set_progress_token(&mut self, token: Raw) {
         let Some(mut params) = self.params() else { return };
-        let Some(mut meta) = params.get("_meta").and_then(|m| serde_json::from_str::<BTreeMap<String, Raw>>(m.get()).ok())
+        let Some(mut meta) = params
+            .get("_meta")
+            .and_then(|m| serde_json::from_str::<BTreeMap<String, Raw>>(m.get()).ok())
         else {
             return;
         };
@@ -169,7 +174,12 @@ pub fn error(id: Option<&RawValue>, code: i64, message: &str) -> Vec<u8> {
         id: Option<&'a RawValue>,
         error: Body<'a>,
     }
-    serde_json::to_vec(&Error { jsonrpc: "2.0", id, error: Body { code, message } }).unwrap_or_default()
+    serde_json::to_vec(&Error {
+        jsonrpc: "2.0",
+        id,
+        error: Body { code, message },
+    })
+    .unwrap_or_default()
 }
 
 /// A JSON-RPC success response.
@@ -180,7 +190,12 @@ pub fn result(id: &RawValue, result: &RawValue) -> Vec<u8> {
         id: &'a RawValue,
         result: &'a RawValue,
     }
-    serde_json::to_vec(&Ok { jsonrpc: "2.0", id, result }).unwrap_or_default()
+    serde_json::to_vec(&Ok {
+        jsonrpc: "2.0",
+        id,
+        result,
+    })
+    .unwrap_or_default()
 }
 
 /// A JSON-RPC notification.
@@ -191,7 +206,12 @@ pub fn notification<P: Serialize>(method: &str, params: &P) -> Vec<u8> {
         method: &'a str,
         params: &'a P,
     }
-    serde_json::to_vec(&N { jsonrpc: "2.0", method, params }).unwrap_or_default()
+    serde_json::to_vec(&N {
+        jsonrpc: "2.0",
+        method,
+        params,
+    })
+    .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -206,7 +226,10 @@ mod tests {
     #[test]
     fn kinds() {
         let m = Message::parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#).unwrap();
-        assert_eq!((m.kind, m.method.as_deref(), m.id_u64()), (Kind::Request, Some("tools/list"), Some(7)));
+        assert_eq!(
+            (m.kind, m.method.as_deref(), m.id_u64()),
+            (Kind::Request, Some("tools/list"), Some(7))
+        );
         let m = Message::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert_eq!(m.kind, Kind::Notification);
         let m = Message::parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
@@ -219,7 +242,10 @@ mod tests {
     #[test]
     fn refusals_say_why() {
         for (body, needle) in [
-            (&br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#[..], "batches are not supported"),
+            (
+                &br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#[..],
+                "batches are not supported",
+            ),
             (br#"{"id":1,"method":"ping"}"#, "\"jsonrpc\": \"2.0\" is missing"),
             (br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#, "must be \"2.0\""),
             (br#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#, "string or a number"),
@@ -246,7 +272,10 @@ mod tests {
         assert_eq!(line.last(), Some(&b'\n'));
         let text = String::from_utf8(line).unwrap();
         // Numbers are not re-rendered through f64.
-        assert!(text.contains("123456789012345678901234567890") && text.contains("1.50"), "{text}");
+        assert!(
+            text.contains("123456789012345678901234567890") && text.contains("1.50"),
+            "{text}"
+        );
         let back = Message::parse(text.as_bytes()).unwrap();
         assert_eq!(back.id_u64(), Some(42));
         assert_eq!(original, "\"client-1\"");
@@ -261,7 +290,10 @@ mod tests {
         assert_eq!(m.progress_token().unwrap().get(), "\"p-1\"");
         m.set_progress_token(number(9));
         let v = v(&m.to_bytes());
-        assert_eq!(v["params"]["_meta"], serde_json::json!({"progressToken": 9, "other": true}));
+        assert_eq!(
+            v["params"]["_meta"],
+            serde_json::json!({"progressToken": 9, "other": true})
+        );
         assert_eq!(v["params"]["name"], "t");
         let none = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#).unwrap();
         assert!(none.progress_token().is_none());
@@ -275,9 +307,15 @@ mod tests {
             serde_json::json!({"jsonrpc":"2.0","id":3,"error":{"code":-32001,"message":"slow"}})
         );
         assert_eq!(v(&error(None, code::PARSE_ERROR, "x"))["id"], Value::Null);
-        assert_eq!(v(&result(&id, &to_raw(&serde_json::json!({})))), serde_json::json!({"jsonrpc":"2.0","id":3,"result":{}}));
         assert_eq!(
-            v(&notification("notifications/cancelled", &serde_json::json!({"requestId": 3}))),
+            v(&result(&id, &to_raw(&serde_json::json!({})))),
+            serde_json::json!({"jsonrpc":"2.0","id":3,"result":{}})
+        );
+        assert_eq!(
+            v(&notification(
+                "notifications/cancelled",
+                &serde_json::json!({"requestId": 3})
+            )),
             serde_json::json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":3}})
         );
     }

@@ -65,11 +65,17 @@ fn main() -> ExitCode {
 async fn run(cfg: cli::Config) -> Result<(), String> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
-    let listener = TcpListener::bind(cfg.listen).await.map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-    let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
     let url = format!("http://{local}{}", cfg.path);
     if cfg.allow_remote && !local.ip().is_loopback() {
-        log(format!("--allow-remote: listening on {local}, which is not loopback; the bridge has no authentication"));
+        log(format!(
+            "--allow-remote: listening on {local}, which is not loopback; the bridge has no authentication"
+        ));
     }
     let command = cfg.command_line();
 
@@ -85,10 +91,14 @@ async fn run(cfg: cli::Config) -> Result<(), String> {
         _ = sigterm.recv() => return stop(bridge, shutdown_tx, supervisor, "SIGTERM", None).await,
         _ = sigint.recv() => return stop(bridge, shutdown_tx, supervisor, "SIGINT", None).await,
     };
-    println!("mcp-stdio-bridge listening on {url} (child: {command})");
-    let _ = std::io::stdout().flush();
+    // The ready line, on stdout; a closed stdout does not stop the bridge.
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "mcp-stdio-bridge listening on {url} (child: {command})");
+    let _ = stdout.flush();
     if let Err(why) = first {
-        log(format!("the child is not up yet ({why}): requests get 503 until a restart succeeds"));
+        log(format!(
+            "the child is not up yet ({why}): requests get 503 until a restart succeeds"
+        ));
     }
 
     let graceful = GracefulShutdown::new();
@@ -131,15 +141,23 @@ async fn stop(
     signal_name: &str,
     connections: Option<GracefulShutdown>,
 ) -> Result<(), String> {
-    log(format!("{signal_name} received: no new connections; closing the child's stdin"));
+    log(format!(
+        "{signal_name} received: no new connections; closing the child's stdin"
+    ));
     let _ = shutdown.send(true);
     let waited = tokio::time::timeout(child::STOP_GRACE + Duration::from_secs(2), supervisor).await;
     if waited.is_err() {
         log("the child supervisor did not finish in time");
     }
     if let Some(connections) = connections {
-        if tokio::time::timeout(CONNECTION_GRACE, connections.shutdown()).await.is_err() {
-            log(format!("HTTP connections still open after {} ms: closing them", CONNECTION_GRACE.as_millis()));
+        if tokio::time::timeout(CONNECTION_GRACE, connections.shutdown())
+            .await
+            .is_err()
+        {
+            log(format!(
+                "HTTP connections still open after {} ms: closing them",
+                CONNECTION_GRACE.as_millis()
+            ));
         }
     }
     drop(bridge);

@@ -56,7 +56,13 @@ pub struct Router<S> {
 
 impl<S> Router<S> {
     pub fn new(max_in_flight: usize) -> Self {
-        Router { last_id: 0, max_in_flight, pending: HashMap::new(), by_client: HashMap::new(), server: HashMap::new() }
+        Router {
+            last_id: 0,
+            max_in_flight,
+            pending: HashMap::new(),
+            by_client: HashMap::new(),
+            server: HashMap::new(),
+        }
     }
 
     /// A number never handed out before (bridge ids for requests either way, and the handshake).
@@ -72,7 +78,9 @@ impl<S> Router<S> {
     /// Registers a client request; its bridge id is what the child sees.
     pub fn begin(&mut self, p: Pending<S>) -> Result<u64, BeginError> {
         if self.pending.len() >= self.max_in_flight {
-            return Err(BeginError::Full { limit: self.max_in_flight });
+            return Err(BeginError::Full {
+                limit: self.max_in_flight,
+            });
         }
         let key = (p.session.clone(), p.client_id.get().to_string());
         if self.by_client.contains_key(&key) {
@@ -91,13 +99,16 @@ impl<S> Router<S> {
     /// Removes a client request (answered, timed out, abandoned); `None` if it was gone already.
     pub fn finish(&mut self, id: u64) -> Option<Pending<S>> {
         let p = self.pending.remove(&id)?;
-        self.by_client.remove(&(p.session.clone(), p.client_id.get().to_string()));
+        self.by_client
+            .remove(&(p.session.clone(), p.client_id.get().to_string()));
         Some(p)
     }
 
     /// The bridge id of a session's in-flight request, by the id the client gave it.
     pub fn find_client(&self, session: &str, client_id: &str) -> Option<u64> {
-        self.by_client.get(&(session.to_string(), client_id.to_string())).copied()
+        self.by_client
+            .get(&(session.to_string(), client_id.to_string()))
+            .copied()
     }
 
     pub fn session_busy(&self, session: &str) -> bool {
@@ -125,11 +136,21 @@ impl<S> Router<S> {
             (p.session.clone(), p.generation)
         };
         while self.server.len() >= self.max_in_flight {
-            let Some(oldest) = self.server.keys().min().copied() else { break };
+            let Some(oldest) = self.server.keys().min().copied() else {
+                break;
+            };
             self.server.remove(&oldest);
         }
         let id = self.fresh_id();
-        self.server.insert(id, ServerRequest { origin, session, child_id, generation });
+        self.server.insert(
+            id,
+            ServerRequest {
+                origin,
+                session,
+                child_id,
+                generation,
+            },
+        );
         Some(id)
     }
 
@@ -158,8 +179,16 @@ impl<S> Router<S> {
     /// made, is over. Returns the client requests so each can be answered with an error.
     pub fn drain_generation(&mut self, generation: u64) -> Vec<Pending<S>> {
         self.server.retain(|_, r| r.generation != generation);
-        let ids: Vec<u64> = self.pending.iter().filter(|(_, p)| p.generation == generation).map(|(id, _)| *id).collect();
-        let mut out: Vec<(u64, Pending<S>)> = ids.into_iter().filter_map(|id| self.finish(id).map(|p| (id, p))).collect();
+        let ids: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.generation == generation)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out: Vec<(u64, Pending<S>)> = ids
+            .into_iter()
+            .filter_map(|id| self.finish(id).map(|p| (id, p)))
+            .collect();
         out.sort_by_key(|(id, _)| *id);
         out.into_iter().map(|(_, p)| p).collect()
     }
@@ -203,7 +232,10 @@ mod tests {
         let a = r.begin(pending("A", number(1), "a")).unwrap();
         r.finish(a);
         let b = r.begin(pending("A", number(1), "a")).unwrap();
-        assert!(b > a, "a late answer to {a} must not reach the request now using the client's id 1");
+        assert!(
+            b > a,
+            "a late answer to {a} must not reach the request now using the client's id 1"
+        );
         assert!(r.fresh_id() > b);
     }
 
@@ -211,7 +243,10 @@ mod tests {
     fn duplicate_id_in_one_session_is_refused_until_it_finishes() {
         let mut r = Router::new(8);
         let a = r.begin(pending("A", to_raw("x"), "a")).unwrap();
-        assert_eq!(r.begin(pending("A", to_raw("x"), "a2")).err(), Some(BeginError::Duplicate));
+        assert_eq!(
+            r.begin(pending("A", to_raw("x"), "a2")).err(),
+            Some(BeginError::Duplicate)
+        );
         assert_eq!(r.find_client("A", "\"x\""), Some(a));
         assert_eq!(r.find_client("B", "\"x\""), None);
         r.finish(a);
@@ -224,7 +259,10 @@ mod tests {
         let mut r = Router::new(2);
         let a = r.begin(pending("A", number(1), "a")).unwrap();
         r.begin(pending("A", number(2), "a")).unwrap();
-        assert_eq!(r.begin(pending("B", number(1), "b")).err(), Some(BeginError::Full { limit: 2 }));
+        assert_eq!(
+            r.begin(pending("B", number(1), "b")).err(),
+            Some(BeginError::Full { limit: 2 })
+        );
         r.finish(a);
         assert!(r.begin(pending("B", number(1), "b")).is_ok());
     }
@@ -250,11 +288,22 @@ mod tests {
         let s = r.add_server_request(a, number(0)).unwrap();
         assert_ne!(s, a);
         assert_eq!(r.server_request_by_child_id(1, "0").map(|(id, _)| id), Some(s));
-        assert_eq!(r.server_request_by_child_id(2, "0").map(|(id, _)| id), None, "other generation");
+        assert_eq!(
+            r.server_request_by_child_id(2, "0").map(|(id, _)| id),
+            None,
+            "other generation"
+        );
         assert_eq!(r.take_server_request("B", s).err(), Some(TakeError::OtherSession));
         let taken = r.take_server_request("A", s).unwrap();
-        assert_eq!((taken.child_id.get(), taken.origin, taken.session.as_str()), ("0", a, "A"));
-        assert_eq!(r.take_server_request("A", s).err(), Some(TakeError::Unknown), "answered once");
+        assert_eq!(
+            (taken.child_id.get(), taken.origin, taken.session.as_str()),
+            ("0", a, "A")
+        );
+        assert_eq!(
+            r.take_server_request("A", s).err(),
+            Some(TakeError::Unknown),
+            "answered once"
+        );
         assert!(r.add_server_request(999, number(5)).is_none(), "no such origin");
     }
 
@@ -265,7 +314,11 @@ mod tests {
         let s1 = r.add_server_request(a, number(10)).unwrap();
         let s2 = r.add_server_request(a, number(11)).unwrap();
         let s3 = r.add_server_request(a, number(12)).unwrap();
-        assert_eq!(r.take_server_request("A", s1).err(), Some(TakeError::Unknown), "oldest forgotten");
+        assert_eq!(
+            r.take_server_request("A", s1).err(),
+            Some(TakeError::Unknown),
+            "oldest forgotten"
+        );
         assert!(r.take_server_request("A", s2).is_ok());
         assert!(r.take_server_request("A", s3).is_ok());
     }

@@ -32,7 +32,11 @@ impl ClientCaps {
     /// From `initialize`'s `params.capabilities` (a capability is declared by being present).
     pub fn from_capabilities(caps: Option<&serde_json::Value>) -> Self {
         let has = |k: &str| caps.and_then(|c| c.get(k)).is_some_and(|v| !v.is_null());
-        ClientCaps { sampling: has("sampling"), elicitation: has("elicitation"), roots: has("roots") }
+        ClientCaps {
+            sampling: has("sampling"),
+            elicitation: has("elicitation"),
+            roots: has("roots"),
+        }
     }
 
     /// The capability a child-to-client request needs, by method, and whether this client has it.
@@ -61,7 +65,11 @@ pub struct Session {
 
 impl Session {
     pub fn new(protocol_version: &'static str, caps: ClientCaps) -> Self {
-        Session { protocol_version, caps, last_used: 0 }
+        Session {
+            protocol_version,
+            caps,
+            last_used: 0,
+        }
     }
 }
 
@@ -78,7 +86,11 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(max: usize) -> Self {
-        Sessions { map: HashMap::new(), max, clock: 0 }
+        Sessions {
+            map: HashMap::new(),
+            max,
+            clock: 0,
+        }
     }
 
     #[cfg(test)]
@@ -89,7 +101,12 @@ impl Sessions {
     /// Adds a session. When the table is full the least recently used session that has no
     /// request in flight (`busy` says which do) is dropped and its id returned; if every session
     /// is busy the new one is refused.
-    pub fn insert(&mut self, id: String, mut s: Session, busy: impl Fn(&str) -> bool) -> Result<Option<String>, TableFull> {
+    pub fn insert(
+        &mut self,
+        id: String,
+        mut s: Session,
+        busy: impl Fn(&str) -> bool,
+    ) -> Result<Option<String>, TableFull> {
         let mut evicted = None;
         if self.map.len() >= self.max {
             let victim = self
@@ -137,10 +154,22 @@ mod tests {
 
     #[test]
     fn negotiation() {
-        assert_eq!(negotiate(Some("2025-06-18"), "2025-11-25"), "2025-06-18", "older known: echoed");
+        assert_eq!(
+            negotiate(Some("2025-06-18"), "2025-11-25"),
+            "2025-06-18",
+            "older known: echoed"
+        );
         assert_eq!(negotiate(Some("2025-11-25"), "2025-11-25"), "2025-11-25");
-        assert_eq!(negotiate(Some("2025-11-25"), "2025-06-18"), "2025-06-18", "newer than the child: the child's");
-        assert_eq!(negotiate(Some("2024-11-05"), "2025-11-25"), "2025-11-25", "unknown: the child's");
+        assert_eq!(
+            negotiate(Some("2025-11-25"), "2025-06-18"),
+            "2025-06-18",
+            "newer than the child: the child's"
+        );
+        assert_eq!(
+            negotiate(Some("2024-11-05"), "2025-11-25"),
+            "2025-11-25",
+            "unknown: the child's"
+        );
         assert_eq!(negotiate(Some("2026-07-28"), "2025-11-25"), "2025-11-25");
         assert_eq!(negotiate(None, "2025-03-26"), "2025-03-26");
         assert_eq!(known_version("2025-03-26"), Some("2025-03-26"));
@@ -149,8 +178,17 @@ mod tests {
 
     #[test]
     fn capabilities() {
-        let c = ClientCaps::from_capabilities(Some(&json!({"sampling": {}, "roots": {"listChanged": true}, "elicitation": null})));
-        assert_eq!(c, ClientCaps { sampling: true, elicitation: false, roots: true });
+        let c = ClientCaps::from_capabilities(Some(
+            &json!({"sampling": {}, "roots": {"listChanged": true}, "elicitation": null}),
+        ));
+        assert_eq!(
+            c,
+            ClientCaps {
+                sampling: true,
+                elicitation: false,
+                roots: true
+            }
+        );
         assert_eq!(c.allows("sampling/createMessage"), Ok(()));
         assert_eq!(c.allows("elicitation/create"), Err("elicitation"));
         assert_eq!(c.allows("roots/list"), Ok(()));
