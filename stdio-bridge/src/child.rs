@@ -196,7 +196,7 @@ async fn run_child(
     // period ends.
     let mut exited: Option<io::Result<ExitStatus>> = None;
     let mut read_until: Option<Instant> = None;
-    let mut stop_requested = false;
+    let mut stop_deadline: Option<Instant> = None;
     loop {
         tokio::select! {
             line = lines.next_line() => match line {
@@ -212,11 +212,11 @@ async fn run_child(
                 let soon = Instant::now() + TRAILING_OUTPUT;
                 read_until = Some(read_until.map_or(soon, |t| t.min(soon)));
             }
-            _ = shutdown.wait_for(|s| *s), if !stop_requested => {
+            _ = shutdown.wait_for(|s| *s), if stop_deadline.is_none() => {
                 // The writer task closes the child's stdin on the same signal.
-                stop_requested = true;
                 bridge.state().child = ChildStatus::Stopping;
                 let grace = Instant::now() + STOP_GRACE;
+                stop_deadline = Some(grace);
                 read_until = Some(read_until.map_or(grace, |t| t.min(grace)));
             }
             _ = sleep_until(read_until.unwrap_or_else(Instant::now)), if read_until.is_some() => break,
@@ -226,12 +226,9 @@ async fn run_child(
     let status = match exited {
         Some(s) => s,
         None => {
-            // stdout ended (or the grace period did): give the child a moment, then kill it.
-            let grace = if stop_requested {
-                Duration::from_millis(100)
-            } else {
-                STOP_GRACE
-            };
+            // stdout ended (or the grace period did): wait out what is left of the grace
+            // period, then kill it.
+            let grace = stop_deadline.map_or(STOP_GRACE, |d| d.saturating_duration_since(Instant::now()));
             stop_child(&mut child, grace).await
         }
     };
