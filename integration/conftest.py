@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import Envoy, HeaderEcho, McpServer, Proc, TsMcpServer, gateway_bootstrap  # noqa: E402
+from harness import Envoy, HeaderEcho, McpServer, Proc, StdioBridge, TsMcpServer, gateway_bootstrap  # noqa: E402
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -51,6 +51,13 @@ class Procs:
     def ts_server(self, name: str = "ts") -> TsMcpServer:
         try:
             return self.add(TsMcpServer(self.log_dir, name=name))
+        except Exception:
+            self._dump()
+            raise
+
+    def stdio_bridge(self, name: str = "bridge", **kw) -> StdioBridge:
+        try:
+            return self.add(StdioBridge(self.log_dir, name=name, **kw))
         except Exception:
             self._dump()
             raise

@@ -225,6 +225,57 @@ class EverythingServer(Proc):
             return True
 
 
+def stdio_bridge_binary() -> Path:
+    """`mcp-stdio-bridge` ($MCP_STDIO_BRIDGE_BIN, else target/release)."""
+    p = Path(os.environ.get("MCP_STDIO_BRIDGE_BIN", ROOT / "target" / "release" / "mcp-stdio-bridge"))
+    if not p.exists():
+        raise HarnessError(f"{p} not found: build it with `make build`")
+    return p
+
+
+class StdioBridge(Proc):
+    """`mcp-stdio-bridge` in front of a stdio MCP server (by default npm
+    `@modelcontextprotocol/server-memory`, its graph in the log directory), on a port the OS
+    picks, read back from the bridge's ready line."""
+
+    def __init__(self, log_dir: Path, name: str = "bridge", child: list[str] | None = None, args: list[str] | None = None,
+                 env: dict[str, str] | None = None):
+        if child is None:
+            entry = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "server-memory" / "dist" / "index.js"
+            if not entry.exists():
+                raise HarnessError(f"{entry} missing: run `make peers`")
+            child = [node_binary(), str(entry)]
+        env = {"MEMORY_FILE_PATH": str(log_dir / f"{name}-memory.jsonl"), **(env or {})}
+        cmd = [str(stdio_bridge_binary()), "--listen", "127.0.0.1:0", *(args or []), "--", *child]
+        super().__init__(name, cmd, log_dir, env=env)
+        try:
+            self.url = wait_until(f"{name} ready line", self._ready_url, proc=self)
+        except Exception:
+            self.stop()
+            raise
+        self.port = int(self.url.rsplit(":", 1)[1].split("/", 1)[0])
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def _ready_url(self) -> str | None:
+        for line in self.log().splitlines():
+            if line.startswith("mcp-stdio-bridge listening on "):
+                return line.split()[3]
+        return None
+
+    def child_pids(self) -> list[int]:
+        """Pids of the children started so far, oldest first (from the bridge's log)."""
+        pids = []
+        for line in self.log().splitlines():
+            if line.startswith("mcp-stdio-bridge: child started (pid "):
+                pids.append(int(line.split("(pid ", 1)[1].split(",", 1)[0]))
+        return pids
+
+    def ready_count(self) -> int:
+        return sum(1 for line in self.log().splitlines() if line.startswith("mcp-stdio-bridge: child ready"))
+
+
 class Envoy(Proc):
     """Envoy 1.40 with our module, from a bootstrap dict; admin and listeners on port 0."""
 
