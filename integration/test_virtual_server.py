@@ -2,7 +2,8 @@
 
 Backends: the official Python SDK demo server (`demo`, SSE answers, stateful) and the official
 reference server `@modelcontextprotocol/server-everything` (`everything`, TypeScript SDK,
-stateful, resumable SSE), plus a stdio server behind `mcp-stdio-bridge` when it is built.
+stateful, resumable SSE), and npm `@modelcontextprotocol/server-memory` (a stdio server) behind
+`mcp-stdio-bridge`.
 Clients: the official Python SDK and raw JSON-RPC over httpx (for what an SDK hides: session ids
 moved between replicas or principals).
 
@@ -31,7 +32,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
 
 from conftest import Procs
-from harness import NODE_DIR, EverythingServer, McpServer, add_virtual_server_routes, gateway_bootstrap, node_binary, wait_until
+from harness import NODE_DIR, EverythingServer, McpServer, StdioBridge, add_virtual_server_routes, gateway_bootstrap, node_binary, wait_until
 from issuer import Issuer
 
 pytestmark = pytest.mark.anyio
@@ -41,27 +42,32 @@ KEY1 = base64.b64encode(bytes(range(32))).decode()
 KEY2 = base64.b64encode(bytes(range(32, 64))).decode()
 SECURITY = {"allowed_hosts": ["127.0.0.1:*", "localhost:*"]}
 POLICY = {
-    "servers": {"demo": {}, "everything": {}},
+    "servers": {"demo": {}, "everything": {}, "memory": {}},
     "rules": [
         {"id": "dev-demo", "effect": "allow", "servers": ["demo"], "principals": [{"groups": ["dev"]}],
          "tools": ["echo", "add", "search_repos"], "prompts": ["review"], "resources": ["docs://*"]},
         {"id": "dev-everything", "effect": "allow", "servers": ["everything"], "principals": [{"groups": ["dev"]}],
          "tools": ["echo", "get-sum", "trigger-sampling-request"], "prompts": ["simple-prompt"]},
+        {"id": "dev-memory", "effect": "allow", "servers": ["memory"], "principals": [{"groups": ["dev"]}],
+         "tools": ["create_entities", "read_graph", "search_nodes"]},
         {"id": "contractor-demo", "effect": "allow", "servers": ["demo"], "principals": [{"groups": ["contractor"]}],
          "tools": ["echo"]},
     ]
 }
 
 
-def virtual(keys: list[dict], fail: dict[str, str] | None = None) -> dict:
-    fail = fail or {}
+BACKENDS = {
+    "demo": {"name": "demo", "cluster": "demo", "authority": "127.0.0.1", "failure": "fail_closed"},
+    "everything": {"name": "everything", "prefix": "every", "cluster": "everything", "authority": "127.0.0.1",
+                   "failure": "fail_open", "timeout_ms": 5000},
+    "memory": {"name": "memory", "prefix": "mem", "cluster": "memory", "authority": "127.0.0.1", "failure": "fail_open"},
+}
+
+
+def virtual(keys: list[dict], names: list[str]) -> dict:
     return {
         "tools": {
-            "backends": [
-                {"name": "demo", "cluster": "demo", "authority": "127.0.0.1", "failure": fail.get("demo", "fail_closed")},
-                {"name": "everything", "prefix": "every", "cluster": "everything", "authority": "127.0.0.1",
-                 "failure": fail.get("everything", "fail_open"), "timeout_ms": 5000},
-            ],
+            "backends": [BACKENDS[n] for n in names],
             "session_keys": keys,
             "instructions": "One endpoint for the demo and everything servers.",
         }
@@ -74,7 +80,7 @@ def bootstrap(issuer: Issuer, ports: dict[str, int], keys: list[dict], log_dir, 
         "identity": {"providers": [issuer.provider()], "resource": issuer.audience},
         "policy": POLICY,
         "security": SECURITY,
-        "virtual_servers": virtual(keys),
+        "virtual_servers": virtual(keys, list(ports)),
     }
     b = gateway_bootstrap(ports, config, access_log=log_dir / f"{name}.access.log")
     return add_virtual_server_routes(b, "tools", "/tools/mcp", "demo")
@@ -88,8 +94,10 @@ def env(tmp_path_factory):
     try:
         demo = procs.add(McpServer(log_dir, name="demo"))
         everything = procs.add(EverythingServer(log_dir))
+        # A stdio server (npm server-memory) behind mcp-stdio-bridge: the third kind of backend.
+        memory = procs.add(StdioBridge(log_dir, name="memory"))
         issuer = Issuer()
-        ports = {"demo": demo.port, "everything": everything.port}
+        ports = {"demo": demo.port, "everything": everything.port, "memory": memory.port}
         k1 = [{"id": "k1", "key": KEY1}]
         a = procs.envoy(bootstrap(issuer, ports, k1, log_dir, "a"), name="envoy-a")
         # The second replica has rotated: a new key seals, the old one still opens.
@@ -188,7 +196,9 @@ async def test_lists_are_merged_prefixed_and_scoped_per_caller(env):
         dana_res = {str(r.uri) for r in (await s.list_resources()).resources}
     async with session(vurl(env["a"]), env["tokens"]["carl"]) as s:
         carl = {t.name for t in (await s.list_tools()).tools}
-    assert {"demo__echo", "demo__add", "demo__search_repos", "every__echo", "every__get-sum"} <= set(dana)
+    assert {"demo__echo", "demo__add", "demo__search_repos", "every__echo", "every__get-sum",
+            "mem__create_entities", "mem__read_graph"} <= set(dana)
+    assert "mem__delete_entities" not in dana
     assert "demo__delete_branch" not in dana and "every__get-env" not in dana
     assert carl == {"demo__echo"}
     assert dana_prompts == {"demo__review", "every__simple-prompt"}
@@ -218,6 +228,10 @@ async def test_calls_prompts_and_reads_reach_their_owner(env):
         assert "x = 1" in p.messages[0].content.text
         res = await s.read_resource("demo+docs://readme")
         assert res.contents[0].text == "hello from the demo server"
+        # The stdio backend, through the bridge.
+        await s.call_tool("mem__create_entities", {"entities": [{"name": "vs-test", "entityType": "t", "observations": ["via gateway"]}]})
+        graph = await s.call_tool("mem__read_graph", {})
+        assert "vs-test" in graph.content[0].text and "via gateway" in graph.content[0].text
         # Policy still decides, under the backend's name.
         with pytest.raises(MCPError) as denied:
             await s.call_tool("demo__delete_branch", {"repo": "r", "branch": "b"})
