@@ -167,8 +167,23 @@ impl Args {
         let known: &[&'static str] = match cmd {
             "check" => &["--kind"],
             "explain" => &[
-                "--policy", "--token", "--token-file", "--claims", "--subject", "--group", "--role", "--scope", "--tenant",
-                "--issuer", "--anonymous", "--server", "--tool", "--resource", "--prompt", "--method", "--arguments",
+                "--policy",
+                "--token",
+                "--token-file",
+                "--claims",
+                "--subject",
+                "--group",
+                "--role",
+                "--scope",
+                "--tenant",
+                "--issuer",
+                "--anonymous",
+                "--server",
+                "--tool",
+                "--resource",
+                "--prompt",
+                "--method",
+                "--arguments",
             ],
             "test" => &["--policy"],
             "diff" => &["--names"],
@@ -188,7 +203,9 @@ impl Args {
                     let hint = check::closest(name, &names)
                         .map(|b| format!(" (did you mean {b}?)"))
                         .unwrap_or_default();
-                    return Err(Fail(format!("{cmd}: unknown flag {name:?}{hint}; see `mcp-policy {cmd} --help`")));
+                    return Err(Fail(format!(
+                        "{cmd}: unknown flag {name:?}{hint}; see `mcp-policy {cmd} --help`"
+                    )));
                 };
                 let value = if flag == "--anonymous" {
                     String::new()
@@ -233,7 +250,9 @@ fn read(path: &Path) -> Result<Vec<u8>, Fail> {
 
 fn cmd_check(a: &Args) -> Result<ExitCode, Fail> {
     if a.files.is_empty() {
-        return Err(Fail("check: give one or more files; see `mcp-policy check --help`".into()));
+        return Err(Fail(
+            "check: give one or more files; see `mcp-policy check --help`".into(),
+        ));
     }
     let forced = match a.one("--kind")? {
         None => None,
@@ -275,7 +294,10 @@ fn load_policy(path: &Path) -> Result<Loaded, Fail> {
             let config = FilterConfig::from_json(&bytes)?;
             let v: serde_json::Value = serde_json::from_slice(&bytes)?;
             let Some(p) = v.get("policy") else {
-                return Err(Fail(format!("{}: this filter config has no policy section", path.display())));
+                return Err(Fail(format!(
+                    "{}: this filter config has no policy section",
+                    path.display()
+                )));
             };
             (p.to_string().into_bytes(), Some(config))
         }
@@ -287,7 +309,10 @@ fn load_policy(path: &Path) -> Result<Loaded, Fail> {
 
 fn cmd_explain(a: &Args) -> Result<ExitCode, Fail> {
     if !a.files.is_empty() {
-        return Err(Fail(format!("explain: unexpected argument {:?}; see `mcp-policy explain --help`", a.files[0])));
+        return Err(Fail(format!(
+            "explain: unexpected argument {:?}; see `mcp-policy explain --help`",
+            a.files[0]
+        )));
     }
     let l = load_policy(Path::new(a.need("--policy", "explain")?))?;
     let principal = principal_from_flags(a, &l)?;
@@ -309,13 +334,17 @@ fn cmd_explain(a: &Args) -> Result<ExitCode, Fail> {
     let (method, target) = match (given.as_slice(), a.one("--method")?) {
         ([(flag, m)], None) => (m.to_string(), a.one(flag)?.map(str::to_owned)),
         ([], Some(m)) => (m.to_owned(), None),
-        _ => return Err(Fail("explain: give exactly one of --tool, --resource, --prompt, --method".into())),
+        _ => {
+            return Err(Fail(
+                "explain: give exactly one of --tool, --resource, --prompt, --method".into(),
+            ))
+        }
     };
     let arguments = match a.one("--arguments")? {
         None => None,
-        Some(text) => Some(
-            RawValue::from_string(text.to_owned()).map_err(|e| Fail(format!("--arguments is not JSON: {e}")))?,
-        ),
+        Some(text) => {
+            Some(RawValue::from_string(text.to_owned()).map_err(|e| Fail(format!("--arguments is not JSON: {e}")))?)
+        }
     };
     let ask = explain::Ask {
         server,
@@ -345,13 +374,23 @@ fn principal_from_flags(a: &Args, l: &Loaded) -> Result<Principal, Fail> {
         _ => return Err(Fail("give --token or --token-file, not both".into())),
     };
     let claims = a.one("--claims")?;
-    let written = ["--subject", "--group", "--role", "--scope", "--tenant", "--issuer", "--anonymous"]
-        .iter()
-        .any(|f| a.has(f));
+    let written = [
+        "--subject",
+        "--group",
+        "--role",
+        "--scope",
+        "--tenant",
+        "--issuer",
+        "--anonymous",
+    ]
+    .iter()
+    .any(|f| a.has(f));
     match (token, claims, written) {
         (Some(t), None, false) => {
             let Some(config) = &l.config else {
-                return Err(Fail("--token needs a filter config (its identity section verifies the token), not a bare policy".into()));
+                return Err(Fail(
+                    "--token needs a filter config (its identity section verifies the token), not a bare policy".into(),
+                ));
             };
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -377,7 +416,9 @@ fn principal_from_flags(a: &Args, l: &Loaded) -> Result<Principal, Fail> {
         (None, None, false) => Err(Fail(
             "explain: say who is asking: --token, --token-file, --claims, --subject ... or --anonymous".into(),
         )),
-        _ => Err(Fail("explain: give one way of saying who is asking (token, claims or flags)".into())),
+        _ => Err(Fail(
+            "explain: give one way of saying who is asking (token, claims or flags)".into(),
+        )),
     }
 }
 
@@ -389,7 +430,9 @@ fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Fail> {
 
 fn cmd_test(a: &Args) -> Result<ExitCode, Fail> {
     if a.files.is_empty() {
-        return Err(Fail("test: give one or more test files; see `mcp-policy test --help`".into()));
+        return Err(Fail(
+            "test: give one or more test files; see `mcp-policy test --help`".into(),
+        ));
     }
     let mut all_ok = true;
     for f in &a.files {
@@ -398,7 +441,10 @@ fn cmd_test(a: &Args) -> Result<ExitCode, Fail> {
             (Some(p), _) => PathBuf::from(p),
             (None, Some(p)) => f.parent().unwrap_or(Path::new(".")).join(p),
             (None, None) => {
-                return Err(Fail(format!("{}: no `policy:` in the file and no --policy", f.display())));
+                return Err(Fail(format!(
+                    "{}: no `policy:` in the file and no --policy",
+                    f.display()
+                )));
             }
         };
         let l = load_policy(&policy_path)?;
@@ -407,7 +453,12 @@ fn cmd_test(a: &Args) -> Result<ExitCode, Fail> {
             _ => default_server(&l).into_iter().collect(),
         };
         let outcomes = suite::run(&s, &l.policy, &declared);
-        say!("{} ({}, policy version {}):\n", f.display(), policy_path.display(), l.policy.version());
+        say!(
+            "{} ({}, policy version {}):\n",
+            f.display(),
+            policy_path.display(),
+            l.policy.version()
+        );
         say!("{}", suite::render(&outcomes));
         all_ok &= outcomes.iter().all(|o| o.failure.is_none());
     }
@@ -416,7 +467,9 @@ fn cmd_test(a: &Args) -> Result<ExitCode, Fail> {
 
 fn cmd_diff(a: &Args) -> Result<ExitCode, Fail> {
     let [old, new] = a.files.as_slice() else {
-        return Err(Fail("diff: give exactly two policies, OLD and NEW; see `mcp-policy diff --help`".into()));
+        return Err(Fail(
+            "diff: give exactly two policies, OLD and NEW; see `mcp-policy diff --help`".into(),
+        ));
     };
     let (lo, ln) = (load_policy(old)?, load_policy(new)?);
     let names: Vec<String> = a
@@ -435,7 +488,10 @@ fn cmd_diff(a: &Args) -> Result<ExitCode, Fail> {
 
 fn cmd_replay(a: &Args) -> Result<ExitCode, Fail> {
     if !a.files.is_empty() {
-        return Err(Fail(format!("replay: unexpected argument {:?}; see `mcp-policy replay --help`", a.files[0])));
+        return Err(Fail(format!(
+            "replay: unexpected argument {:?}; see `mcp-policy replay --help`",
+            a.files[0]
+        )));
     }
     let log = PathBuf::from(a.need("--log", "replay")?);
     let candidate = PathBuf::from(a.need("--policy", "replay")?);
@@ -455,7 +511,16 @@ fn cmd_replay(a: &Args) -> Result<ExitCode, Fail> {
     let report = replay::replay(&lines, &l.spec, &l.policy, &known)?;
     say!(
         "{}",
-        replay::render(&log.display().to_string(), &candidate.display().to_string(), l.policy.version(), &report)
+        replay::render(
+            &log.display().to_string(),
+            &candidate.display().to_string(),
+            l.policy.version(),
+            &report
+        )
     );
-    Ok(if report.differs() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if report.differs() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -197,6 +197,9 @@ mod tests {
         assert_eq!(parse(&args("check --help")).unwrap(), Command::Help);
         assert_eq!(parse(&args("check a.json -h")).unwrap(), Command::Help);
         assert_eq!(parse(&args("serve --help")).unwrap(), Command::Help);
-        assert_eq!(parse(&args("check --bogus")).unwrap_err(), "check: unknown flag \"--bogus\"");
+        assert_eq!(
+            parse(&args("check --bogus")).unwrap_err(),
+            "check: unknown flag \"--bogus\""
+        );
     }
 }

@@ -826,8 +826,10 @@ mod tests {
         let format = &demo["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
             ["access_log"][0]["typed_config"]["log_format"]["json_format"];
         let demo_fields: BTreeMap<String, String> = serde_yaml::from_value(format.clone()).expect("json_format");
-        let ours: BTreeMap<String, String> =
-            ACCESS_LOG_FIELDS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let ours: BTreeMap<String, String> = ACCESS_LOG_FIELDS
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         assert_eq!(ours, demo_fields, "xDS listeners log what envoy-configs/demo.yaml logs");
     }
 }

@@ -175,7 +175,10 @@ fn events(dir: &std::path::Path, tx: tokio::sync::mpsc::UnboundedSender<()>) -> 
     use notify::Watcher as _;
     let handler = move |r: notify::Result<notify::Event>| {
         // Access events (reads, our own included) change nothing.
-        if r.as_ref().is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) || r.is_err() {
+        if r.as_ref()
+            .is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_)))
+            || r.is_err()
+        {
             let _ = tx.send(());
         }
     };

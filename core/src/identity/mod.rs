@@ -412,7 +412,10 @@ impl Identity {
     /// explain --claims`, which asks "what if", never on the request path. The claim mapping is
     /// the provider's whose `issuer` equals `iss`, else `jwt_authn`'s (source `jwt_authn`),
     /// else the default mapping; no signature, time or audience check is made.
-    pub fn principal_from_claims(&self, claims: serde_json::Map<String, serde_json::Value>) -> Result<Principal, AuthError> {
+    pub fn principal_from_claims(
+        &self,
+        claims: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Principal, AuthError> {
         let issuer = claims::opt_string(&claims, "iss")?.unwrap_or_default();
         let (mapping, source) = match self.providers.iter().find(|p| p.issuer == issuer) {
             Some(p) => (p.claims.clone(), Source::Jwt),

@@ -335,25 +335,81 @@ fn trace_matcher(index: usize, m: &PrincipalSpec, facts: &Facts<'_>) -> MatcherT
     };
     let one = PrincipalSpec::default;
     if let Some(v) = &m.sources {
-        push("sources".into(), json(v), facts.unknown.of("sources"), PrincipalSpec { sources: Some(v.clone()), ..one() });
+        push(
+            "sources".into(),
+            json(v),
+            facts.unknown.of("sources"),
+            PrincipalSpec {
+                sources: Some(v.clone()),
+                ..one()
+            },
+        );
     }
     if let Some(v) = &m.subjects {
-        push("subjects".into(), json(v), false, PrincipalSpec { subjects: Some(v.clone()), ..one() });
+        push(
+            "subjects".into(),
+            json(v),
+            false,
+            PrincipalSpec {
+                subjects: Some(v.clone()),
+                ..one()
+            },
+        );
     }
     if let Some(v) = &m.issuers {
-        push("issuers".into(), json(v), facts.unknown.of("issuers"), PrincipalSpec { issuers: Some(v.clone()), ..one() });
+        push(
+            "issuers".into(),
+            json(v),
+            facts.unknown.of("issuers"),
+            PrincipalSpec {
+                issuers: Some(v.clone()),
+                ..one()
+            },
+        );
     }
     if let Some(v) = &m.tenants {
-        push("tenants".into(), json(v), facts.unknown.of("tenants"), PrincipalSpec { tenants: Some(v.clone()), ..one() });
+        push(
+            "tenants".into(),
+            json(v),
+            facts.unknown.of("tenants"),
+            PrincipalSpec {
+                tenants: Some(v.clone()),
+                ..one()
+            },
+        );
     }
     if let Some(v) = &m.groups {
-        push("groups".into(), json(v), facts.unknown.of("groups"), PrincipalSpec { groups: Some(v.clone()), ..one() });
+        push(
+            "groups".into(),
+            json(v),
+            facts.unknown.of("groups"),
+            PrincipalSpec {
+                groups: Some(v.clone()),
+                ..one()
+            },
+        );
     }
     if let Some(v) = &m.roles {
-        push("roles".into(), json(v), facts.unknown.of("roles"), PrincipalSpec { roles: Some(v.clone()), ..one() });
+        push(
+            "roles".into(),
+            json(v),
+            facts.unknown.of("roles"),
+            PrincipalSpec {
+                roles: Some(v.clone()),
+                ..one()
+            },
+        );
     }
     if let Some(v) = &m.scopes {
-        push("scopes".into(), json(v), facts.unknown.of("scopes"), PrincipalSpec { scopes: Some(v.clone()), ..one() });
+        push(
+            "scopes".into(),
+            json(v),
+            facts.unknown.of("scopes"),
+            PrincipalSpec {
+                scopes: Some(v.clone()),
+                ..one()
+            },
+        );
     }
     if let Some(map) = &m.claims {
         for (key, values) in map {
@@ -362,7 +418,10 @@ fn trace_matcher(index: usize, m: &PrincipalSpec, facts: &Facts<'_>) -> MatcherT
                 format!("claims.{key}"),
                 json(values),
                 facts.unknown.of("claims"),
-                PrincipalSpec { claims: Some(single), ..one() },
+                PrincipalSpec {
+                    claims: Some(single),
+                    ..one()
+                },
             );
         }
     }
@@ -408,7 +467,9 @@ pub fn decision_from(traces: &[RuleTrace], facts: &Facts<'_>, req: &Request<'_>)
             Tri::Yes => return verdict(Verdict::Allow, Reason::AllowRule, Some(t.index)),
             Tri::Unknown => return None,
             Tri::No => {
-                if t.principal == Tri::Yes && matches!(t.arguments, ArgumentsTrace::Fail(_) | ArgumentsTrace::Malformed(_)) {
+                if t.principal == Tri::Yes
+                    && matches!(t.arguments, ArgumentsTrace::Fail(_) | ArgumentsTrace::Malformed(_))
+                {
                     rejected.get_or_insert(t.index);
                 } else if t.principal == Tri::Unknown {
                     return None;
@@ -499,7 +560,11 @@ mod tests {
                     let d = policy.decide(p, server, req);
                     assert_eq!(traced.verdict, d.verdict, "{server} {p:?} {req:?}");
                     assert_eq!(traced.reason, d.reason, "{server} {p:?} {req:?}");
-                    assert_eq!(traced.rule.map(|i| s.rules[i].id.as_str()), d.rule_id, "{server} {req:?}");
+                    assert_eq!(
+                        traced.rule.map(|i| s.rules[i].id.as_str()),
+                        d.rule_id,
+                        "{server} {req:?}"
+                    );
                     checked += 1;
                 }
             }
@@ -535,7 +600,10 @@ mod tests {
         assert_eq!(decision_from(&trace(&s, &facts_q, "gh", &req), &facts_q, &req), None);
         // A developer's call is decided by a group alone.
         let dev = principal("a", &["developers"], &[]);
-        let facts_d = Facts { principal: &dev, ..facts };
+        let facts_d = Facts {
+            principal: &dev,
+            ..facts
+        };
         let req = Request::tool_call("echo", None);
         assert_eq!(
             decision_from(&trace(&s, &facts_d, "gh", &req), &facts_d, &req).map(|v| v.rule),

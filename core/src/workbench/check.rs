@@ -217,11 +217,18 @@ fn explore(bytes: &[u8], first: Vec<ConfigError>, section: Section) -> Vec<Probl
     let text = value.to_string();
     let semantic = match (structural, section) {
         (false, _) => first,
-        (true, Section::Filter) => FilterConfig::from_json(text.as_bytes()).err().map(|e| e.0).unwrap_or_default(),
+        (true, Section::Filter) => FilterConfig::from_json(text.as_bytes())
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default(),
         (true, Section::Policy) => Policy::from_json(text.as_bytes()).err().unwrap_or_default(),
     };
     for e in semantic {
-        let path = if structural { repair.original(&e.path) } else { e.path.clone() };
+        let path = if structural {
+            repair.original(&e.path)
+        } else {
+            e.path.clone()
+        };
         if structural && repair.caused(&path) {
             continue;
         }
@@ -260,13 +267,17 @@ fn syntax(body: &[u8], errors: Vec<ConfigError>) -> Vec<Problem> {
                     .map(str::trim)
                     .filter(|l| !l.is_empty() && !l.starts_with('#'))
                     .take(3)
-                    .any(|l| l.split_once(':').is_some_and(|(k, _)| is_yaml_key(k.trim_start_matches("- ")))))
+                    .any(|l| {
+                        l.split_once(':')
+                            .is_some_and(|(k, _)| is_yaml_key(k.trim_start_matches("- ")))
+                    }))
     };
     for p in &mut out {
-        let at = p
-            .line
-            .zip(p.column)
-            .and_then(|(l, c)| text.lines().nth(l - 1).and_then(|line| line.chars().nth(c.saturating_sub(1))));
+        let at = p.line.zip(p.column).and_then(|(l, c)| {
+            text.lines()
+                .nth(l - 1)
+                .and_then(|line| line.chars().nth(c.saturating_sub(1)))
+        });
         p.hint = if looks_yaml {
             Some(
                 "this looks like YAML: the module reads JSON (Envoy passes filter_config as a JSON string); convert it, \
@@ -364,8 +375,8 @@ fn distance(a: &[char], b: &[char]) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=m {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=n {
         for j in 1..=m {
@@ -626,7 +637,10 @@ mod tests {
     fn errors(doc: &str) -> Vec<Problem> {
         let r = check_filter_config(doc.as_bytes());
         assert!(!r.ok(), "accepted: {doc}");
-        assert!(FilterConfig::from_json(doc.as_bytes()).is_err(), "the module accepts {doc}");
+        assert!(
+            FilterConfig::from_json(doc.as_bytes()).is_err(),
+            "the module accepts {doc}"
+        );
         r.errors
     }
 
@@ -670,7 +684,11 @@ mod tests {
     #[test]
     fn a_wrong_required_member_is_not_reported_twice() {
         let e = errors(r#"{"policy": {"rules": [{"id": "a", "effect": 3, "principals": [{}], "tools": ["x"]}]}}"#);
-        assert_eq!(brief(&e), [("policy.rules[0].effect".to_string(), Some(1), Some(45))], "{e:#?}");
+        assert_eq!(
+            brief(&e),
+            [("policy.rules[0].effect".to_string(), Some(1), Some(45))],
+            "{e:#?}"
+        );
     }
 
     #[test]
@@ -689,7 +707,10 @@ mod tests {
     #[test]
     fn yaml_bom_and_json_habits_get_hints() {
         let e = errors("server: demo\npolicy:\n  rules: []\n");
-        assert!(e[0].hint.as_deref().is_some_and(|h| h.contains("looks like YAML")), "{e:?}");
+        assert!(
+            e[0].hint.as_deref().is_some_and(|h| h.contains("looks like YAML")),
+            "{e:?}"
+        );
         let e = errors("\u{feff}{\"pass_through\": true, \"bogus\": 1}");
         assert!(e[0].message.contains("byte-order mark"), "{e:?}");
         assert_eq!(e[1].path, "bogus", "the rest is still checked: {e:?}");
@@ -698,12 +719,17 @@ mod tests {
         let e = errors("{\n  // a comment\n  \"pass_through\": true}");
         assert!(e[0].hint.as_deref().is_some_and(|h| h.contains("no comments")), "{e:?}");
         let e = errors("{'pass_through': true}");
-        assert!(e[0].hint.as_deref().is_some_and(|h| h.contains("double quotes")), "{e:?}");
+        assert!(
+            e[0].hint.as_deref().is_some_and(|h| h.contains("double quotes")),
+            "{e:?}"
+        );
     }
 
     #[test]
     fn accepted_documents_report_warnings_and_the_policy_version() {
-        let r = check_filter_config(br#"{"policy": {"rules": [{"id": "a", "effect": "allow", "principals": [{}], "tools": ["x"]}]}}"#);
+        let r = check_filter_config(
+            br#"{"policy": {"rules": [{"id": "a", "effect": "allow", "principals": [{}], "tools": ["x"]}]}}"#,
+        );
         assert!(r.ok());
         assert_eq!(r.policy.as_ref().map(|p| p.1), Some(1));
         let text = render("f.json", &r);
@@ -719,13 +745,19 @@ mod tests {
         assert_eq!(paths, ["rules[0].effect", "rules[1].principals"], "{r:#?}");
         assert_eq!(r.errors[0].hint.as_deref(), Some("did you mean `allow`?"));
         let text = render("p.json", &r);
-        assert!(text.contains("p.json:1:34: error: rules[0].effect: unknown variant `alow`"), "{text}");
+        assert!(
+            text.contains("p.json:1:34: error: rules[0].effect: unknown variant `alow`"),
+            "{text}"
+        );
         assert!(text.ends_with("p.json: refused (policy): 2 problems\n"), "{text}");
     }
 
     #[test]
     fn closest_only_suggests_near_names() {
-        let c: Vec<String> = ["effect", "tools", "principals"].iter().map(|s| s.to_string()).collect();
+        let c: Vec<String> = ["effect", "tools", "principals"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(closest("efect", &c), Some("effect"));
         assert_eq!(closest("pirncipals", &c), Some("principals"));
         assert_eq!(closest("banana", &c), None);

@@ -35,7 +35,11 @@ struct Target {
     asked: String,
 }
 
-const KINDS: [(Kind, &str); 3] = [(Kind::Tool, "tools"), (Kind::Resource, "resources"), (Kind::Prompt, "prompts")];
+const KINDS: [(Kind, &str); 3] = [
+    (Kind::Tool, "tools"),
+    (Kind::Resource, "resources"),
+    (Kind::Prompt, "prompts"),
+];
 
 /// The differences, as text, and whether there were any.
 pub fn diff(old: &PolicySpec, new: &PolicySpec, extra_names: &[String]) -> Result<(String, bool), String> {
@@ -52,13 +56,16 @@ pub fn diff(old: &PolicySpec, new: &PolicySpec, extra_names: &[String]) -> Resul
     let mut changed = false;
 
     let servers: BTreeSet<&String> = old.servers.keys().chain(new.servers.keys()).collect();
-    let mode_of = |spec: &PolicySpec, s: &str| -> Mode {
-        spec.servers.get(s).and_then(|x| x.mode).unwrap_or(spec.mode)
-    };
+    let mode_of =
+        |spec: &PolicySpec, s: &str| -> Mode { spec.servers.get(s).and_then(|x| x.mode).unwrap_or(spec.mode) };
     let mut server_list: Vec<(String, String)> = servers.iter().map(|s| ((*s).clone(), (*s).clone())).collect();
     // Servers neither policy declares get "*" rules and the top-level mode.
     server_list.push((
-        if servers.is_empty() { "every server".into() } else { "any other server".into() },
+        if servers.is_empty() {
+            "every server".into()
+        } else {
+            "any other server".into()
+        },
         "\u{1}undeclared".into(),
     ));
     for (shown, name) in &server_list {
@@ -77,7 +84,10 @@ pub fn diff(old: &PolicySpec, new: &PolicySpec, extra_names: &[String]) -> Resul
     let targets = targets(old, new, extra_names);
     for (shown_server, server) in &server_list {
         for c in &classes {
-            let (vo, vn) = (po.for_principal(&c.principal, server), pn.for_principal(&c.principal, server));
+            let (vo, vn) = (
+                po.for_principal(&c.principal, server),
+                pn.for_principal(&c.principal, server),
+            );
             let mut gains: BTreeMap<u8, Vec<&str>> = BTreeMap::new();
             let mut losses: BTreeMap<u8, Vec<&str>> = BTreeMap::new();
             for t in &targets {
@@ -169,7 +179,10 @@ fn witness(m: &PrincipalSpec) -> Option<Class> {
         label.push(format!("source {}", p.source.label()));
     }
     if let Some(s) = first(&m.subjects) {
-        label.push(format!("subject {}", m.subjects.as_ref().map(|v| v[0].clone()).unwrap_or_default()));
+        label.push(format!(
+            "subject {}",
+            m.subjects.as_ref().map(|v| v[0].clone()).unwrap_or_default()
+        ));
         p.subject = s;
     }
     if let Some(s) = first(&m.issuers) {
@@ -214,7 +227,10 @@ fn put_claim(claims: &mut Map<String, Value>, key: &str, v: Value) {
         claims.insert(key.to_owned(), v);
         return;
     };
-    let parts: Vec<String> = pointer.split('/').map(|s| s.replace("~1", "/").replace("~0", "~")).collect();
+    let parts: Vec<String> = pointer
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect();
     let mut map = claims;
     for (i, part) in parts.iter().enumerate() {
         if i + 1 == parts.len() {
@@ -275,8 +291,14 @@ mod tests {
         let (text, changed) = diff(&old, &new, &[]).expect("diff");
         assert!(changed);
         assert!(text.contains("mode on sandbox: audit -> enforce"), "{text}");
-        assert!(text.contains("caller with group contractors on demo:\n  + tools: search_*\n  - tools: delete_branch\n"), "{text}");
-        assert!(!text.contains("group developers on"), "developers keep everything: {text}");
+        assert!(
+            text.contains("caller with group contractors on demo:\n  + tools: search_*\n  - tools: delete_branch\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("group developers on"),
+            "developers keep everything: {text}"
+        );
         let (text, changed) = diff(&new, &new, &[]).expect("diff");
         assert!(!changed, "{text}");
         assert!(text.starts_with("no change"), "{text}");

@@ -69,7 +69,9 @@ pub fn reason_text(d: &Decision<'_>) -> String {
     match d.reason {
         Reason::AllowRule => format!("{rule} allows it, and no deny rule applies"),
         Reason::DenyRule => format!("{rule} denies it (deny wins)"),
-        Reason::Baseline => "a protocol method every authenticated caller may use (baseline), and no deny rule applies".into(),
+        Reason::Baseline => {
+            "a protocol method every authenticated caller may use (baseline), and no deny rule applies".into()
+        }
         Reason::ArgumentsRejected => format!(
             "{rule} would allow it, but its constraint on argument {:?} fails, and no other rule allows it",
             d.argument.unwrap_or_default()
@@ -90,13 +92,20 @@ pub fn explain(spec: &PolicySpec, policy: &Policy, principal: &Principal, ask: &
     let _ = writeln!(s, "principal: {}", super::who::describe(principal));
     let mut mode = d.mode.label().to_owned();
     if !policy.declares_server(&ask.server) && !spec.servers.is_empty() {
-        mode.push_str(&format!(", server {:?} is not declared: only \"*\" rules apply", ask.server));
+        mode.push_str(&format!(
+            ", server {:?} is not declared: only \"*\" rules apply",
+            ask.server
+        ));
     }
     let _ = writeln!(
         s,
         "decision:  {} ({mode} mode){}",
         decision_label(&d),
-        if d.would_deny { ": passes now, refused once the server enforces" } else { "" }
+        if d.would_deny {
+            ": passes now, refused once the server enforces"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(s, "because:   {}", reason_text(&d));
     let _ = writeln!(s, "rules:");
@@ -202,12 +211,20 @@ mod tests {
         bob.groups = vec!["contractors".into()];
         let text = explain(&spec, &p, &bob, &Ask::tool("demo", "delete_branch"));
         assert!(text.contains("decision:  deny (enforce mode)"), "{text}");
-        assert!(text.contains("because:   rule \"no-delete\" denies it (deny wins)"), "{text}");
+        assert!(
+            text.contains("because:   rule \"no-delete\" denies it (deny wins)"),
+            "{text}"
+        );
         assert!(
             text.contains(r#"- rules[0] "devs" (allow): does not apply: target matches "*"; caller matches no matcher: principals[0]: groups ["developers"] does not match"#),
             "{text}"
         );
-        assert!(text.contains(r#"- rules[1] "contractors-read" (allow): does not apply: target does not match ["echo", "search_*"]"#), "{text}");
+        assert!(
+            text.contains(
+                r#"- rules[1] "contractors-read" (allow): does not apply: target does not match ["echo", "search_*"]"#
+            ),
+            "{text}"
+        );
         assert!(text.contains(r#"=> rules[2] "no-delete" (deny): DECIDED"#), "{text}");
     }
 }

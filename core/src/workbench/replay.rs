@@ -121,6 +121,13 @@ struct Change {
     candidate_rule: Option<String>,
 }
 
+/// (caller, server): the groups a report is printed in.
+type Who = (String, String);
+/// Per group, per request (`tools/call delete_branch`): each distinct change and its lines.
+type Changes = BTreeMap<Who, BTreeMap<String, BTreeMap<Change, Vec<usize>>>>;
+/// Per group, per request: what the undetermined decisions need, and their lines.
+type Undetermined = BTreeMap<Who, BTreeMap<String, (String, Vec<usize>)>>;
+
 /// Counts and groups of one replay.
 #[derive(Debug, Default)]
 pub struct Report {
@@ -131,8 +138,8 @@ pub struct Report {
     pub batches: usize,
     pub other: usize,
     /// (caller, server) → (request) → (change) → lines.
-    changes: BTreeMap<(String, String), BTreeMap<String, BTreeMap<Change, Vec<usize>>>>,
-    unknown: BTreeMap<(String, String), BTreeMap<String, (String, Vec<usize>)>>,
+    changes: Changes,
+    unknown: Undetermined,
 }
 
 impl Report {
@@ -144,7 +151,12 @@ impl Report {
 
 /// Re-decide every line under `candidate`. `known` gives callers' fields the log lacks (by
 /// subject); a caller found there is fully known.
-pub fn replay(lines: &[Line], spec: &PolicySpec, policy: &Policy, known: &BTreeMap<String, WhoSpec>) -> Result<Report, String> {
+pub fn replay(
+    lines: &[Line],
+    spec: &PolicySpec,
+    policy: &Policy,
+    known: &BTreeMap<String, WhoSpec>,
+) -> Result<Report, String> {
     let mut r = Report::default();
     for l in lines {
         let rec = match l {
@@ -329,7 +341,10 @@ pub fn render(log: &str, candidate: &str, version: &str, r: &Report) -> String {
         }
     }
     if !r.unknown.is_empty() {
-        let _ = writeln!(s, "\nundetermined (the log does not record what these rules need; give --principals FILE):");
+        let _ = writeln!(
+            s,
+            "\nundetermined (the log does not record what these rules need; give --principals FILE):"
+        );
         for ((who, server), reqs) in &r.unknown {
             let _ = writeln!(s, "  {who} on {server}");
             for (what, (needs, lines)) in reqs {
@@ -374,24 +389,35 @@ mod tests {
             r#"{"mcp_method": "tools/call", "mcp_decision": "reject", "mcp_reason": "invalid_params", "mcp_groups": null}"#.to_string(),
             r#"{"path": "/.well-known/oauth-protected-resource"}"#.to_string(),
         ];
-        let lines: Vec<Line> = log.iter().enumerate().map(|(i, l)| parse_line(i + 1, l).expect("line")).collect();
-        let spec = policy::parse_spec(br#"{"servers": {"demo": {}}, "rules": [
+        let lines: Vec<Line> = log
+            .iter()
+            .enumerate()
+            .map(|(i, l)| parse_line(i + 1, l).expect("line"))
+            .collect();
+        let spec = policy::parse_spec(
+            br#"{"servers": {"demo": {}}, "rules": [
             {"id": "con", "effect": "allow", "principals": [{"groups": ["contractors"]}], "tools": ["echo"]},
             {"id": "no-delete", "effect": "deny", "principals": [{"groups": ["contractors"]}], "tools": ["delete_*"]},
-            {"id": "ops", "effect": "allow", "principals": [{"roles": ["ops"]}], "tools": ["restart"]}]}"#)
+            {"id": "ops", "effect": "allow", "principals": [{"roles": ["ops"]}], "tools": ["restart"]}]}"#,
+        )
         .expect("spec");
         let p = Policy::compile(spec.clone()).expect("policy");
         let r = replay(&lines, &spec, &p, &BTreeMap::new()).expect("replay");
-        assert_eq!((r.replayed, r.unchanged, r.changed, r.undetermined, r.batches, r.other), (4, 1, 2, 1, 1, 2));
+        assert_eq!(
+            (r.replayed, r.unchanged, r.changed, r.undetermined, r.batches, r.other),
+            (4, 1, 2, 1, 1, 2)
+        );
         let text = render("access.log", "candidate.json", p.version(), &r);
         assert!(
             text.contains("  bob (groups contractors) on demo\n    tools/call delete_branch: audit_deny (rule \"no-delete\") -> deny (rule \"no-delete\")  x2 (lines 1, 2)"),
             "{text}"
         );
-        assert!(text.contains("tools/call restart: rule \"ops\" needs roles  x1 (lines 4)"), "{text}");
+        assert!(
+            text.contains("tools/call restart: rule \"ops\" needs roles  x1 (lines 4)"),
+            "{text}"
+        );
         // Told carol's roles, the decision is made.
-        let known: BTreeMap<String, WhoSpec> =
-            serde_json::from_str(r#"{"carol": {"roles": ["ops"]}}"#).expect("known");
+        let known: BTreeMap<String, WhoSpec> = serde_json::from_str(r#"{"carol": {"roles": ["ops"]}}"#).expect("known");
         let r = replay(&lines, &spec, &p, &known).expect("replay");
         assert_eq!((r.changed, r.undetermined), (3, 0));
         assert!(render("a", "b", "v", &r).contains("restart: audit_deny -> allow (rule \"ops\")"));
@@ -399,8 +425,11 @@ mod tests {
 
     #[test]
     fn a_log_without_groups_is_refused_with_the_fix() {
-        let e = parse_line(3, r#"{"mcp_method": "tools/call", "mcp_server": "d", "mcp_decision": "allow", "mcp_reason": "allow_rule"}"#)
-            .unwrap_err();
+        let e = parse_line(
+            3,
+            r#"{"mcp_method": "tools/call", "mcp_server": "d", "mcp_decision": "allow", "mcp_reason": "allow_rule"}"#,
+        )
+        .unwrap_err();
         assert!(e.contains("%REQ(X-MCP-GROUPS)%"), "{e}");
         assert_eq!(split_groups("a%2Cb,c%25"), ["a,b", "c%"]);
     }

@@ -110,7 +110,12 @@ fn run_case(suite: &Suite, c: &Case, policy: &Policy, declared: &[String]) -> Re
         (Some(s), _) => s.clone(),
         (None, [one]) => one.clone(),
         (None, []) => "default".into(),
-        (None, _) => return Err(format!("server: the policy declares several servers ({}): say which", declared.join(", "))),
+        (None, _) => {
+            return Err(format!(
+                "server: the policy declares several servers ({}): say which",
+                declared.join(", ")
+            ))
+        }
     };
     let targets = [
         ("tools/call", &c.tool),
@@ -127,7 +132,11 @@ fn run_case(suite: &Suite, c: &Case, policy: &Policy, declared: &[String]) -> Re
             "resources" => (Kind::Resource, "resources/list"),
             "resource_templates" => (Kind::ResourceTemplate, "resources/templates/list"),
             "prompts" => (Kind::Prompt, "prompts/list"),
-            other => return Err(format!("list: {other:?}: expected tools, resources, resource_templates or prompts")),
+            other => {
+                return Err(format!(
+                    "list: {other:?}: expected tools, resources, resource_templates or prompts"
+                ))
+            }
         };
         let Some(expected) = &c.visible else {
             return Err("a `list` case needs `visible` (the names this caller must see)".into());
@@ -181,9 +190,7 @@ fn run_case(suite: &Suite, c: &Case, policy: &Policy, declared: &[String]) -> Re
     }
     let arguments = match &c.arguments {
         None => None,
-        Some(v) => Some(
-            serde_json::value::to_raw_value(v).map_err(|e| format!("arguments: {e}"))?,
-        ),
+        Some(v) => Some(serde_json::value::to_raw_value(v).map_err(|e| format!("arguments: {e}"))?),
     };
     let ask = Ask {
         server,
@@ -206,7 +213,10 @@ fn run_case(suite: &Suite, c: &Case, policy: &Policy, declared: &[String]) -> Re
         Some("") => " by no rule".into(),
         Some(r) => format!(" by rule {r:?}"),
     };
-    let got_rule = d.rule_id.map(|r| format!(" by rule {r:?}")).unwrap_or_else(|| " by no rule".into());
+    let got_rule = d
+        .rule_id
+        .map(|r| format!(" by rule {r:?}"))
+        .unwrap_or_else(|| " by no rule".into());
     Err(format!(
         "{} as {}\n    - expected: {expect}{want_rule}\n    + actual:   {got}{got_rule} ({})",
         ask.describe(),
@@ -267,10 +277,21 @@ mod tests {
         let out = run(&s, &p, &["demo".into()]);
         assert_eq!(out[0].failure, None);
         let f1 = out[1].failure.as_deref().expect("fails");
-        assert!(f1.contains("- expected: allow\n    + actual:   deny by no rule (no rule allows it (default deny))"), "{f1}");
+        assert!(
+            f1.contains("- expected: allow\n    + actual:   deny by no rule (no rule allows it (default deny))"),
+            "{f1}"
+        );
         let f2 = out[2].failure.as_deref().expect("fails");
-        assert!(f2.contains("      echo\n    - add   (expected visible, hidden)\n    + search_repos   (visible, expected hidden)"), "{f2}");
-        assert!(out[3].failure.as_deref().is_some_and(|f| f.contains("did you mean \"con\"")));
+        assert!(
+            f2.contains(
+                "      echo\n    - add   (expected visible, hidden)\n    + search_repos   (visible, expected hidden)"
+            ),
+            "{f2}"
+        );
+        assert!(out[3]
+            .failure
+            .as_deref()
+            .is_some_and(|f| f.contains("did you mean \"con\"")));
         let text = render(&out);
         assert!(text.ends_with("4 test(s): 1 passed, 3 failed\n"), "{text}");
     }

@@ -38,7 +38,12 @@ impl WhoSpec {
     /// The principal, or why it cannot be one.
     pub fn principal(&self) -> Result<Principal, String> {
         if self.anonymous {
-            if *self != (WhoSpec { anonymous: true, ..WhoSpec::default() }) {
+            if *self
+                != (WhoSpec {
+                    anonymous: true,
+                    ..WhoSpec::default()
+                })
+            {
                 return Err("`anonymous: true` is the caller without identity: it takes no other field".into());
             }
             return Ok(Principal::anonymous());
@@ -88,7 +93,9 @@ pub fn from_claims(config: Option<&FilterConfig>, claims: &[u8]) -> Result<Princ
 /// (seconds since the epoch).
 pub fn from_token(config: &FilterConfig, token: &str, now: u64) -> Result<Principal, String> {
     let Some(identity) = config.identity.as_ref().filter(|i| i.bearer_enabled()) else {
-        return Err("the config verifies no bearer tokens (no identity.providers): pass --claims or principal flags".into());
+        return Err(
+            "the config verifies no bearer tokens (no identity.providers): pass --claims or principal flags".into(),
+        );
     };
     let p = identity
         .verify_bearer(token.trim(), now)
@@ -132,7 +139,10 @@ mod tests {
         assert_eq!(p.source, Source::Jwt);
         let w: WhoSpec = serde_json::from_str(r#"{"anonymous": true, "subject": "x"}"#).expect("spec");
         assert!(w.principal().unwrap_err().contains("takes no other field"));
-        assert!(WhoSpec::default().principal().unwrap_err().contains("needs a `subject`"));
+        assert!(WhoSpec::default()
+            .principal()
+            .unwrap_err()
+            .contains("needs a `subject`"));
     }
 
     #[test]
@@ -141,9 +151,17 @@ mod tests {
             br#"{"identity": {"providers": [{"name": "d", "issuer": "https://idp", "audiences": ["a"], "jwks": {"keys": [{"kty": "EC", "kid": "k", "crv": "P-256", "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}]}, "claims": {"groups": "teams", "tenant": "org"}}]}}"#,
         )
         .expect("config");
-        let p = from_claims(Some(&cfg), br#"{"iss": "https://idp", "sub": "ann", "teams": ["dev"], "org": "acme"}"#)
-            .expect("principal");
-        assert_eq!((p.groups.as_slice(), p.tenant.as_deref()), (&["dev".to_string()][..], Some("acme")));
-        assert!(from_claims(None, br#"{"iss": "x"}"#).unwrap_err().contains("no principal"));
+        let p = from_claims(
+            Some(&cfg),
+            br#"{"iss": "https://idp", "sub": "ann", "teams": ["dev"], "org": "acme"}"#,
+        )
+        .expect("principal");
+        assert_eq!(
+            (p.groups.as_slice(), p.tenant.as_deref()),
+            (&["dev".to_string()][..], Some("acme"))
+        );
+        assert!(from_claims(None, br#"{"iss": "x"}"#)
+            .unwrap_err()
+            .contains("no principal"));
     }
 }
