@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 
 import httpx
+import yaml
 import pytest
 
-from harness import wait_until
+from harness import ROOT, wait_until
 from mcp_client import session
 from xds_harness import (
     XdsServer,
@@ -180,6 +181,13 @@ async def test_invalid_edit_is_refused_precisely_and_envoys_keep_the_previous_co
     assert fleet.xds.status()["config"]["valid"] is True
 
 
+def test_the_shipped_bootstrap_caps_the_ads_reconnect_back_off_at_one_second():
+    """Envoy's default ADS back-off leaves a restarted control plane waiting up to ~10 s."""
+    boot = yaml.safe_load((ROOT / "envoy-configs" / "xds-bootstrap.yaml").read_text())
+    backoff = boot["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["retry_policy"]["retry_back_off"]
+    assert backoff == {"base_interval": "0.1s", "max_interval": "1s"}
+
+
 async def test_envoys_keep_serving_without_the_control_plane_and_converge_after_restart(procs, tmp_path):
     fleet = Fleet(procs, tmp_path)
     fleet.wait_converged()
@@ -195,7 +203,7 @@ async def test_envoys_keep_serving_without_the_control_plane_and_converge_after_
     t0 = time.monotonic()
     xds2 = procs.add(XdsServer(procs.log_dir, fleet.dir, name="xds-server-2", xds_port=port))
     for envoy in fleet.envoys:
-        # Envoy reconnects with its own back-off (base 500 ms, jittered).
+        # Envoy reconnects with the bootstrap's back-off (0.1 s base, 1 s cap, jittered).
         wait_until(f"{envoy.name} to converge on the restarted server", lambda: post_status(envoy) == 413, timeout=30, proc=envoy)
     print(f"\nconverged after restart in {time.monotonic() - t0:.2f}s")
     st = fleet.wait_converged(xds2)

@@ -126,8 +126,21 @@ def timed_edit(xds: XdsServer, nodes: set[str], write) -> dict[str, Any]:
     return {"applied_s": applied, "all_acked_s": max(per_node.values()), "per_node_s": per_node}
 
 
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100): a value that was measured, never interpolated."""
+    s = sorted(values)
+    return s[max(0, min(len(s) - 1, -(-len(s) * q // 100) - 1))] if s else float("nan")
+
+
 def summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "max": max(values), "min": min(values), "n": len(values)}
+    return {
+        "median": statistics.median(values),
+        "p50": percentile(values, 50),
+        "p99": percentile(values, 99),
+        "max": max(values),
+        "min": min(values),
+        "n": len(values),
+    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -176,7 +189,8 @@ def propagation(work: Path, counts: list[int], edits: int, poll: str) -> list[di
             "runs": runs,
         }
         print(
-            f"propagation N={n}: write->all ACKed median {res['write_to_all_acked_s']['median']*1000:.0f} ms, "
+            f"propagation N={n}: write->all ACKed p50 {res['write_to_all_acked_s']['p50']*1000:.0f} ms, "
+            f"p99 {res['write_to_all_acked_s']['p99']*1000:.0f} ms, "
             f"max {res['write_to_all_acked_s']['max']*1000:.0f} ms; applied->all ACKed median "
             f"{res['applied_to_all_acked_s']['median']*1000:.0f} ms",
             flush=True,
@@ -397,12 +411,12 @@ def markdown(r: dict[str, Any]) -> str:
         lines += [
             f"## Propagation: file write → every Envoy ACKed (poll interval {p0['poll_interval']}, {p0['edits']} edits per row)",
             "",
-            "| Envoys | write → applied, median / max (ms) | applied → all ACKed, median / max (ms) | write → all ACKed, median / max (ms) |",
+            "| Envoys | write → applied, median / max (ms) | applied → all ACKed, median / max (ms) | write → all ACKed, p50 / p99 / max (ms) |",
             "|---:|---:|---:|---:|",
         ]
         for p in r["propagation"]:
             a, b, c = p["write_to_applied_s"], p["applied_to_all_acked_s"], p["write_to_all_acked_s"]
-            lines.append(f"| {p['envoys']} | {ms(a['median'])} / {ms(a['max'])} | {ms(b['median'])} / {ms(b['max'])} | {ms(c['median'])} / {ms(c['max'])} |")
+            lines.append(f"| {p['envoys']} | {ms(a['median'])} / {ms(a['max'])} | {ms(b['median'])} / {ms(b['max'])} | {ms(c['p50'])} / {ms(c['p99'])} / {ms(c['max'])} |")
         lines += [
             "",
             "\"applied\" is the server's `config.applied_at` (ms resolution): detecting the change takes one to two poll",

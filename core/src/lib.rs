@@ -21,6 +21,8 @@
 //! - [`response`]: answers the gateway must read: rewritten, or replaced by a JSON-RPC error
 //!   carrying the request's id.
 //! - [`reply`]: JSON-RPC error bodies and local replies.
+//! - [`workbench`]: `mcp-policy`'s check, explain, test, diff and replay (never on the request
+//!   path).
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -40,3 +42,4 @@ pub mod sse;
 pub mod strict_json;
 pub mod subject;
 pub mod vserver;
+pub mod workbench;

@@ -9,13 +9,16 @@ pub const USAGE: &str = "\
 usage:
   mcp-xds-server serve --config-dir DIR [--xds-addr ADDR] [--status-addr ADDR]
                        [--resend-interval DUR] [--poll-interval DUR] [--ready-file PATH] [--verbose]
-  mcp-xds-server check FILTER.json...      validate filter configs exactly as the module does
+  mcp-xds-server check FILE...             validate filter configs (or policies) exactly as the module
+                                           does: every problem, with positions and hints (the same
+                                           code as `mcp-policy check`)
   mcp-xds-server check --config-dir DIR    validate a whole source directory, print versions
 
   --xds-addr         ADS gRPC listen address (default 127.0.0.1:18000; port 0 = any free port)
   --status-addr      status/metrics HTTP address (default 127.0.0.1:18001; port 0 = any)
   --resend-interval  periodic full re-send to every Envoy (default 60s; 0s disables)
-  --poll-interval    how often the directory is checked for changes (default 250ms)
+  --poll-interval    how often the directory is re-read when no file-system event came (default
+                     250ms; events make an edit visible in tens of milliseconds)
   --ready-file       once listening, write {\"xds\": ADDR, \"status\": ADDR} here (JSON)
   DUR is a number with a unit: 500ms, 2s, 1m.";
 
@@ -61,11 +64,17 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     match cmd.as_str() {
         "-h" | "--help" | "help" => Ok(Command::Help),
         "check" => match rest {
+            _ if rest.iter().any(|a| a == "-h" || a == "--help") => Ok(Command::Help),
             [] => Err("check: give filter config files, or --config-dir DIR".into()),
             [flag, dir] if flag == "--config-dir" => Ok(Command::CheckDir(dir.into())),
             [flag, ..] if flag == "--config-dir" => Err("check --config-dir takes exactly one directory".into()),
-            files => Ok(Command::CheckFilters(files.iter().map(PathBuf::from).collect())),
+            files => match files.iter().find(|f| f.starts_with('-') && f.len() > 1) {
+                // Never read a flag as a file name.
+                Some(flag) => Err(format!("check: unknown flag {flag:?}")),
+                None => Ok(Command::CheckFilters(files.iter().map(PathBuf::from).collect())),
+            },
         },
+        "serve" if rest.iter().any(|a| a == "-h" || a == "--help") => Ok(Command::Help),
         "serve" => parse_serve(rest).map(Command::Serve),
         other => Err(format!("unknown command {other:?}")),
     }
@@ -180,6 +189,17 @@ mod tests {
         assert_eq!(
             parse(&args("check --config-dir d")).unwrap(),
             Command::CheckDir("d".into())
+        );
+    }
+
+    #[test]
+    fn help_is_never_read_as_a_file() {
+        assert_eq!(parse(&args("check --help")).unwrap(), Command::Help);
+        assert_eq!(parse(&args("check a.json -h")).unwrap(), Command::Help);
+        assert_eq!(parse(&args("serve --help")).unwrap(), Command::Help);
+        assert_eq!(
+            parse(&args("check --bogus")).unwrap_err(),
+            "check: unknown flag \"--bogus\""
         );
     }
 }

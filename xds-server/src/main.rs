@@ -38,27 +38,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// `check FILE...`: the very function `mcp-policy check` runs (mcp_policy_core::workbench).
 fn check_filters(files: &[std::path::PathBuf]) -> ExitCode {
+    use mcp_policy_core::workbench::check;
     let mut ok = true;
     for f in files {
-        let f = f.display();
-        match std::fs::read(f.to_string()) {
+        let name = f.display().to_string();
+        match std::fs::read(f) {
             Err(e) => {
-                eprintln!("{f}: cannot read: {e}");
+                eprintln!("{name}: cannot read: {e}");
                 ok = false;
             }
-            Ok(bytes) => match mcp_policy_core::config::FilterConfig::from_json(&bytes) {
-                Ok(config) => {
-                    println!("{f}: ok");
-                    for w in config.warnings() {
-                        println!("{f}: warning: {w}");
-                    }
-                }
-                Err(errors) => {
-                    eprintln!("{f}: {errors}");
-                    ok = false;
-                }
-            },
+            Ok(bytes) => {
+                let report = check::check(&bytes, check::detect(&bytes));
+                ok &= report.ok();
+                print!("{}", check::render(&name, &report));
+            }
         }
     }
     if ok {
@@ -105,6 +100,14 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_async(a: ServeArgs) -> anyhow::Result<()> {
+    // A directory that is not there is a mistake, not a world that is still empty: say so and
+    // stop, instead of serving nothing forever. (An existing directory with invalid files is
+    // served once they are valid, and its problems are logged and on /status.)
+    match std::fs::metadata(&a.config_dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => anyhow::bail!("--config-dir {}: not a directory", a.config_dir.display()),
+        Err(e) => anyhow::bail!("--config-dir {}: {e}", a.config_dir.display()),
+    }
     let resend_ms = u64::try_from(a.resend_interval.as_millis()).unwrap_or(u64::MAX);
     let shared = Arc::new(Shared::new(a.config_dir.display().to_string(), resend_ms));
 

@@ -350,8 +350,10 @@ struct ListenerInputs<'a> {
     access_log: Option<&'a str>,
 }
 
-/// The access log fields of `envoy-configs/demo.yaml`, one JSON line per request.
-const ACCESS_LOG_FIELDS: [(&str, &str); 12] = [
+/// The access log fields of `envoy-configs/demo.yaml`, one JSON line per request: what
+/// `mcp-policy replay` needs to re-decide a request (server, method, target, the caller's
+/// subject, tenant and groups, the decision and its rule) is all here.
+const ACCESS_LOG_FIELDS: [(&str, &str); 22] = [
     ("time", "%START_TIME%"),
     ("request_id", "%REQ(X-REQUEST-ID)%"),
     ("http_method", "%REQ(:METHOD)%"),
@@ -359,11 +361,22 @@ const ACCESS_LOG_FIELDS: [(&str, &str); 12] = [
     ("status", "%RESPONSE_CODE%"),
     ("details", "%RESPONSE_CODE_DETAILS%"),
     ("duration_ms", "%DURATION%"),
+    ("trace", "%REQ(TRACEPARENT)%"),
+    ("mcp_session", "%REQ(MCP-SESSION-ID)%"),
+    ("mcp_protocol_version", "%REQ(MCP-PROTOCOL-VERSION)%"),
     ("mcp_server", "%DYNAMIC_METADATA(mcp_policy:server)%"),
     ("mcp_method", "%DYNAMIC_METADATA(mcp_policy:method)%"),
     ("mcp_id", "%DYNAMIC_METADATA(mcp_policy:jsonrpc_id)%"),
+    ("mcp_target", "%DYNAMIC_METADATA(mcp_policy:target)%"),
+    ("mcp_principal", "%DYNAMIC_METADATA(mcp_policy:principal)%"),
+    ("mcp_tenant", "%DYNAMIC_METADATA(mcp_policy:tenant)%"),
+    // The module's identity header as it went upstream (the client's copy is always removed).
+    ("mcp_groups", "%REQ(X-MCP-GROUPS)%"),
     ("mcp_decision", "%DYNAMIC_METADATA(mcp_policy:decision)%"),
     ("mcp_reason", "%DYNAMIC_METADATA(mcp_policy:reason)%"),
+    ("mcp_rule", "%DYNAMIC_METADATA(mcp_policy:rule)%"),
+    ("mcp_mode", "%DYNAMIC_METADATA(mcp_policy:mode)%"),
+    ("mcp_policy_version", "%DYNAMIC_METADATA(mcp_policy:policy_version)%"),
 ];
 
 fn build_listener(i: &ListenerInputs<'_>) -> Any {
@@ -804,5 +817,19 @@ mod tests {
         assert_eq!(b.version, s.select(ENDPOINT, true, &BTreeSet::new()).version);
         let missing: BTreeSet<String> = ["nope".to_owned()].into();
         assert!(s.select(ENDPOINT, false, &missing).resources.is_empty());
+    }
+
+    #[test]
+    fn the_access_log_fields_are_the_static_demos() {
+        let demo: serde_yaml::Value =
+            serde_yaml::from_str(include_str!("../../envoy-configs/demo.yaml")).expect("demo.yaml");
+        let format = &demo["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["access_log"][0]["typed_config"]["log_format"]["json_format"];
+        let demo_fields: BTreeMap<String, String> = serde_yaml::from_value(format.clone()).expect("json_format");
+        let ours: BTreeMap<String, String> = ACCESS_LOG_FIELDS
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        assert_eq!(ours, demo_fields, "xDS listeners log what envoy-configs/demo.yaml logs");
     }
 }

@@ -1,10 +1,12 @@
-//! Watching the source directory: poll, debounce, validate, publish or refuse.
+//! Watching the source directory: notice, debounce, validate, publish or refuse.
 //!
-//! Polling (default every 250 ms) rather than inotify: it works the same on every filesystem
-//! (bind mounts, NFS, Kubernetes ConfigMap symlink swaps) and costs a few small reads. A new
-//! fingerprint is applied only when two consecutive polls agree on it (debounce: an editor or
-//! `cp` halfway through a multi-file change is not published). The decision logic,
-//! [`Loader::observe`], is pure.
+//! File-system events (inotify on Linux, through `notify`) wake the watcher as soon as a file
+//! changes; polling (default every 250 ms) stays underneath, so filesystems without events
+//! (some bind mounts, NFS), a watcher that could not start, or an event lost when the directory
+//! itself is swapped are still noticed. Either way a new fingerprint is applied only when two
+//! consecutive reads agree on it (debounce: an editor or `cp` halfway through a multi-file
+//! change is not published); after an event the second read follows [`QUIET`] later instead of
+//! a poll interval later. The decision logic, [`Loader::observe`], is pure.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -162,22 +164,71 @@ pub fn act(outcome: Outcome, shared: &Shared) {
     }
 }
 
-/// Poll forever.
+/// How long the directory must stay free of events before it is read, and how soon a change
+/// seen once is read again to confirm it settled.
+pub const QUIET: Duration = Duration::from_millis(20);
+
+/// Start file-system events for `dir` (recursively: `servers/`, `filters/`, `jwks/`), each one
+/// a wake-up on `tx`. `None` (logged) when the platform or the directory gives none: polling
+/// alone then notices changes.
+fn events(dir: &std::path::Path, tx: tokio::sync::mpsc::UnboundedSender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let handler = move |r: notify::Result<notify::Event>| {
+        // Access events (reads, our own included) change nothing.
+        if r.as_ref()
+            .is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_)))
+            || r.is_err()
+        {
+            let _ = tx.send(());
+        }
+    };
+    let started = notify::recommended_watcher(handler)
+        .and_then(|mut w| w.watch(dir, notify::RecursiveMode::Recursive).map(|()| w));
+    match started {
+        Ok(w) => Some(w),
+        Err(e) => {
+            log::warn(&format!(
+                "file-system events unavailable for {} ({e}): changes are noticed by polling only",
+                dir.display()
+            ));
+            None
+        }
+    }
+}
+
+/// Watch forever: wake on a file-system event (after [`QUIET`]) or on the poll tick.
 pub async fn run(dir: PathBuf, mut loader: Loader, poll: Duration, shared: Arc<Shared>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = events(&dir, tx);
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut confirm = false;
     loop {
-        tick.tick().await;
+        if confirm {
+            // A change was seen once: read again soon to see it settled.
+            tokio::time::sleep(QUIET).await;
+        } else {
+            tokio::select! {
+                _ = tick.tick() => {}
+                Some(()) = rx.recv(), if watcher.is_some() => {
+                    // Let a burst of events (a multi-file copy) end first.
+                    while let Ok(Some(())) = tokio::time::timeout(QUIET, rx.recv()).await {}
+                }
+            }
+        }
         let d = dir.clone();
         let read = match tokio::task::spawn_blocking(move || SourceFiles::read_dir(&d)).await {
             Ok(r) => r,
             Err(e) => {
                 log::error(&format!("reading the source directory panicked: {e}"));
+                confirm = false;
                 continue;
             }
         };
-        act(loader.observe(read, true), &shared);
+        let outcome = loader.observe(read, true);
+        confirm = matches!(outcome, Outcome::Settling);
+        act(outcome, &shared);
     }
 }
 

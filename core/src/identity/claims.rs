@@ -21,6 +21,11 @@ pub(crate) struct ClaimMapping {
 }
 
 impl ClaimMapping {
+    /// The mapping of a provider that sets no `claims`.
+    pub(crate) fn default_mapping() -> ClaimMapping {
+        ClaimMapping::compile(&ClaimMappingSpec::default(), "", &mut Vec::new())
+    }
+
     /// Check a spec, pushing `(path, message)` for each bad name.
     pub(crate) fn compile(spec: &ClaimMappingSpec, path: &str, errors: &mut Vec<(String, String)>) -> ClaimMapping {
         let mut check = |field: &str, name: &str| {

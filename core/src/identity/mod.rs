@@ -408,6 +408,25 @@ impl Identity {
         claims::principal_from_claims(claims, mapping, Source::JwtAuthn, issuer)
     }
 
+    /// The principal a token with these claims would get, without a token: for `mcp-policy
+    /// explain --claims`, which asks "what if", never on the request path. The claim mapping is
+    /// the provider's whose `issuer` equals `iss`, else `jwt_authn`'s (source `jwt_authn`),
+    /// else the default mapping; no signature, time or audience check is made.
+    pub fn principal_from_claims(
+        &self,
+        claims: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Principal, AuthError> {
+        let issuer = claims::opt_string(&claims, "iss")?.unwrap_or_default();
+        let (mapping, source) = match self.providers.iter().find(|p| p.issuer == issuer) {
+            Some(p) => (p.claims.clone(), Source::Jwt),
+            None => match &self.jwt_authn {
+                Some((_, m)) => (m.clone(), Source::JwtAuthn),
+                None => (ClaimMapping::default_mapping(), Source::Jwt),
+            },
+        };
+        claims::principal_from_claims(claims, &mapping, source, issuer)
+    }
+
     /// A principal from a SPIFFE id: subject = the whole id, issuer = its trust domain, which
     /// must be configured.
     pub fn principal_from_spiffe_id(&self, uri: &str) -> Result<Principal, AuthError> {

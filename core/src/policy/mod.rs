@@ -16,6 +16,7 @@
 //! - `args`: tool-call argument constraints.
 //! - `decimal`: exact comparison of JSON numbers by their text.
 //! - `version`: FNV-1a content hash of the canonical spec.
+//! - [`trace`]: why each rule did or did not apply (the workbench's `explain` and `replay`).
 //!
 //! Semantics in one breath: a rule applies when its server, principal matcher, target and
 //! argument constraints all match; any applying deny rule denies (deny wins); otherwise any
@@ -29,6 +30,7 @@ pub(crate) mod glob;
 mod matcher;
 mod pointer;
 mod spec;
+pub mod trace;
 mod version;
 
 pub use spec::{ArgumentSpec, Effect, IdentitySource, JsonType, Mode, PolicySpec, PrincipalSpec, RuleSpec, ServerSpec};
