@@ -20,7 +20,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
+    header_matcher, route, route_action, route_match, HeaderMatcher, Route, RouteAction, RouteConfiguration, RouteMatch,
+    VirtualHost,
 };
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{file_access_log, FileAccessLog};
 use envoy_types::pb::envoy::extensions::dynamic_modules::v3::DynamicModuleConfig;
@@ -29,6 +30,7 @@ use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, StringMatcher};
 use envoy_types::pb::google::protobuf::{value, Any, Duration, StringValue, Struct, Value};
 use prost::{Message, Name};
 use serde::Serialize;
@@ -231,10 +233,17 @@ fn build_snapshot(model: &Model, group: Option<&str>) -> Result<Snapshot, Vec<St
             access_log: l.access_log.as_deref(),
         };
         put(LISTENER, resource(LISTENER, &l.name, &inputs, build_listener(&inputs)));
-        let routes = route_inputs(model, l);
-        let inputs = RouteConfigInputs { name: &l.name, routes };
+        let inputs = RouteConfigInputs {
+            name: &l.name,
+            dispatch: dispatch_inputs(model, l),
+            routes: route_inputs(model, l),
+        };
         put(ROUTE, resource(ROUTE, &l.name, &inputs, build_route_config(&inputs)));
         used_servers.extend(l.servers.iter().cloned());
+        // A virtual server's backends are reached through their clusters, routed here or not.
+        for v in l.virtual_servers.iter().filter_map(|n| model.virtual_servers.get(n)) {
+            used_servers.extend(v.backends.iter().cloned());
+        }
         used_filters.insert(l.filter.clone());
     }
     for name in &used_servers {
@@ -287,6 +296,34 @@ fn check_consistency(s: &Snapshot, listeners: &[&ListenerDef], model: &Model) ->
         for srv in &l.servers {
             if !has(CLUSTER, srv) || !has(ENDPOINT, srv) || !model.servers.contains_key(srv) {
                 problems.push(format!("listener {:?} routes to missing cluster {srv:?}", l.name));
+            }
+        }
+        for name in &l.virtual_servers {
+            let Some(v) = model.virtual_servers.get(name) else {
+                problems.push(format!("listener {:?} routes to missing virtual server {name:?}", l.name));
+                continue;
+            };
+            if v.backends.is_empty() {
+                problems.push(format!("virtual server {name:?} has no backends"));
+            }
+            for b in &v.backends {
+                if !has(CLUSTER, b) || !has(ENDPOINT, b) || !model.servers.contains_key(b) {
+                    problems.push(format!(
+                        "virtual server {name:?} on listener {:?} needs missing cluster {b:?}",
+                        l.name
+                    ));
+                }
+            }
+            let in_filter = model
+                .filters
+                .get(&l.filter)
+                .and_then(|f| serde_json::from_str::<serde_json::Value>(&f.json).ok())
+                .is_some_and(|d| d["virtual_servers"].get(name).is_some());
+            if !in_filter {
+                problems.push(format!(
+                    "listener {:?} routes to virtual server {name:?}, which its filter config {:?} lacks",
+                    l.name, l.filter
+                ));
             }
         }
     }
@@ -436,14 +473,45 @@ fn build_listener(i: &ListenerInputs<'_>) -> Any {
 #[derive(Serialize)]
 struct RouteConfigInputs<'a> {
     name: &'a str,
+    dispatch: Vec<DispatchInputs<'a>>,
     routes: Vec<RouteInputs<'a>>,
+}
+
+/// A route only the module's dispatched requests take: the module sets `header` to the
+/// backend's cluster name (and refuses any client request that carries it).
+#[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+struct DispatchInputs<'a> {
+    header: &'a str,
+    cluster: &'a str,
 }
 
 #[derive(Serialize)]
 struct RouteInputs<'a> {
+    /// What the module sees in the route metadata (a server or a virtual server).
     server: &'a str,
+    cluster: &'a str,
     matcher: &'a source::RouteMatch,
     rewrite_prefix: Option<&'a str>,
+}
+
+/// One dispatch route per (cluster header, backend) of the listener's virtual servers, in a
+/// stable order. Each matches the header's exact value, so a dispatched request reaches only a
+/// backend of a virtual server served here, never any other cluster Envoy knows (the route
+/// shape `cluster_header` would allow that, should a client's copy of the header ever get past
+/// the module).
+fn dispatch_inputs<'a>(model: &'a Model, l: &'a ListenerDef) -> Vec<DispatchInputs<'a>> {
+    let set: BTreeSet<DispatchInputs<'a>> = l
+        .virtual_servers
+        .iter()
+        .filter_map(|n| model.virtual_servers.get(n))
+        .flat_map(|v| {
+            v.backends.iter().map(move |b| DispatchInputs {
+                header: &v.cluster_header,
+                cluster: b,
+            })
+        })
+        .collect();
+    set.into_iter().collect()
 }
 
 /// The listener's routes in match order: exact paths first, then prefixes longest first (so a
@@ -456,10 +524,27 @@ fn route_inputs<'a>(model: &'a Model, l: &'a ListenerDef) -> Vec<RouteInputs<'a>
         .flat_map(|s| {
             s.routes.iter().map(move |r| RouteInputs {
                 server: &s.name,
+                cluster: &s.name,
                 matcher: &r.matcher,
                 rewrite_prefix: r.rewrite_prefix.as_deref(),
             })
         })
+        .chain(
+            l.virtual_servers
+                .iter()
+                .filter_map(|n| model.virtual_servers.get(n))
+                .flat_map(|v| {
+                    // The module answers or rewrites every request on this route; the cluster
+                    // only has to exist (the first backend's).
+                    let cluster = v.backends.first().map(String::as_str).unwrap_or_default();
+                    v.routes.iter().map(move |r| RouteInputs {
+                        server: &v.name,
+                        cluster,
+                        matcher: &r.matcher,
+                        rewrite_prefix: None,
+                    })
+                }),
+        )
         .collect();
     routes.sort_by(|a, b| {
         use source::RouteMatch::*;
@@ -473,6 +558,27 @@ fn route_inputs<'a>(model: &'a Model, l: &'a ListenerDef) -> Vec<RouteInputs<'a>
 }
 
 fn build_route_config(i: &RouteConfigInputs<'_>) -> Any {
+    let dispatch = i.dispatch.iter().map(|d| Route {
+        name: format!("dispatch/{}", d.cluster),
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix("/".to_owned())),
+            headers: vec![HeaderMatcher {
+                name: d.header.to_owned(),
+                header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact(d.cluster.to_owned())),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(d.cluster.to_owned())),
+            timeout: Some(Duration { seconds: 0, nanos: 0 }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    });
     let routes = i
         .routes
         .iter()
@@ -496,7 +602,7 @@ fn build_route_config(i: &RouteConfigInputs<'_>) -> Any {
                     ..Default::default()
                 }),
                 action: Some(route::Action::Route(RouteAction {
-                    cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(r.server.to_owned())),
+                    cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(r.cluster.to_owned())),
                     prefix_rewrite: r.rewrite_prefix.unwrap_or_default().to_owned(),
                     // MCP streams (GET SSE, long tool calls) outlive any fixed route timeout.
                     timeout: Some(Duration { seconds: 0, nanos: 0 }),
@@ -504,8 +610,10 @@ fn build_route_config(i: &RouteConfigInputs<'_>) -> Any {
                 })),
                 ..Default::default()
             }
-        })
-        .collect();
+        });
+    // Dispatch routes first: a dispatched request must not match its virtual server's route
+    // again.
+    let routes = dispatch.chain(routes).collect();
     any(&RouteConfiguration {
         name: i.name.to_owned(),
         virtual_hosts: vec![VirtualHost {
