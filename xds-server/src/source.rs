@@ -511,7 +511,13 @@ pub(crate) fn parse_doc<T: for<'de> Deserialize<'de>>(file: &str, bytes: &[u8], 
     match result {
         Ok(v) => Some(v),
         Err((path, message, pos)) => {
-            let mut e = SourceError::new(file, if path == "." { String::new() } else { path }, message);
+            let path = if path == "." { String::new() } else { path };
+            // serde_yaml puts the path in front of nested messages too: it is in `field`.
+            let message = match message.strip_prefix(&format!("{path}: ")) {
+                Some(m) if !path.is_empty() => m.to_owned(),
+                _ => message,
+            };
+            let mut e = SourceError::new(file, path, message);
             if let Some((l, c)) = pos {
                 e.line = Some(l);
                 e.column = Some(c);
@@ -882,13 +888,16 @@ fn validate_gateways(
                         virt.push(s);
                     } else if !broken.contains(&format!("server:{s}")) && !broken.contains(&format!("virtual:{s}")) {
                         let names: Vec<&str> = servers.keys().map(String::as_str).collect();
-                        let mut message =
-                            format!("unknown server {s:?} (defined in servers/: {})", list_or_none(&names));
+                        let mut defined = format!("defined in servers/: {}", list_or_none(&names));
                         if !virtual_servers.is_empty() {
                             let v: Vec<&str> = virtual_servers.keys().map(String::as_str).collect();
-                            message.push_str(&format!("; in virtual_servers/: {}", v.join(", ")));
+                            defined.push_str(&format!("; in virtual_servers/: {}", v.join(", ")));
                         }
-                        errors.push(SourceError::new(file, format!("listeners[{i}].servers[{j}]"), message));
+                        errors.push(SourceError::new(
+                            file,
+                            format!("listeners[{i}].servers[{j}]"),
+                            format!("unknown server {s:?} ({defined})"),
+                        ));
                     }
                 }
                 (plain, virt)

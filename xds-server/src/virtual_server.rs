@@ -346,3 +346,319 @@ pub fn validate(
     }
     Some(def)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::source::tests::example;
+    use crate::source::{RouteMatch, SourceFiles};
+    use mcp_policy_core::config::FilterConfig;
+    use mcp_policy_core::vserver::FailureMode;
+
+    pub const KEY1: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    pub const KEY2: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+    pub const TOOLS: &str = "\
+routes:
+  - path: /tools/mcp
+backends:
+  - server: demo
+    prefix: d
+    authority: 127.0.0.1
+    tools: { include: [echo, add] }
+  - server: alpha
+    failure: fail_open
+    timeout_ms: 5000
+session_keys_file: keys/tools.json
+instructions: One endpoint.
+";
+
+    pub fn keys_json(keys: &[(&str, &str)]) -> String {
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|(id, k)| format!(r#"{{"id": "{id}", "key": "{k}"}}"#))
+            .collect();
+        format!("{{\n  \"keys\": [\n    {}\n  ]\n}}\n", keys.join(",\n    "))
+    }
+
+    /// The example directory plus virtual server `tools` over `demo` and `alpha`.
+    pub fn with_tools() -> SourceFiles {
+        let mut f = example();
+        f.files.insert("virtual_servers/tools.yaml".into(), TOOLS.into());
+        f.files.insert("keys/tools.json".into(), keys_json(&[("k1", KEY1)]).into_bytes());
+        f
+    }
+
+    fn set(f: &mut SourceFiles, path: &str, text: &str) {
+        f.files.insert(path.into(), text.as_bytes().to_vec());
+    }
+
+    fn errors_of(f: SourceFiles) -> Vec<SourceError> {
+        f.validate().unwrap_err().0
+    }
+
+    /// (file, field, line) of each problem.
+    fn places(e: &[SourceError]) -> Vec<(&str, &str, Option<usize>)> {
+        e.iter().map(|e| (e.file.as_str(), e.field.as_str(), e.line)).collect()
+    }
+
+    #[test]
+    fn a_virtual_server_file_becomes_routes_backends_and_the_modules_section() {
+        let m = with_tools().validate().unwrap();
+        let v = &m.virtual_servers["tools"];
+        assert_eq!(v.routes[0].matcher, RouteMatch::Path("/tools/mcp".into()));
+        assert_eq!(v.backends, vec!["demo", "alpha"]);
+        assert_eq!(v.cluster_header, "x-mcp-backend-cluster");
+        assert_eq!(v.keys_file.as_deref(), Some("keys/tools.json"));
+        // Served where servers are omitted (every server and virtual server), not on the
+        // listener that lists only alpha.
+        assert_eq!(m.listeners[0].virtual_servers, vec!["tools"]);
+        assert!(m.listeners[1].virtual_servers.is_empty());
+
+        // The pushed filter config: filter.json's own settings plus the section, and the module
+        // itself compiles it to the backends the file describes.
+        let pushed: Value = serde_json::from_str(&m.filters["default"].json).unwrap();
+        assert_eq!(pushed["limits"]["max_request_body_bytes"], 65536);
+        let section = &pushed["virtual_servers"]["tools"];
+        assert_eq!(section["session_keys"][0]["key"], KEY1);
+        assert_eq!(section["backends"][0]["cluster"], "demo");
+        assert!(section["backends"][1].get("prefix").is_none(), "defaults stay the module's");
+        let config = FilterConfig::from_json(m.filters["default"].json.as_bytes()).unwrap();
+        let vs = &config.virtual_servers["tools"];
+        let b: Vec<(&str, &str, &str, &str, u64, FailureMode)> = vs
+            .backends
+            .iter()
+            .map(|b| (b.name.as_str(), b.cluster.as_str(), b.prefix.as_str(), b.authority.as_str(), b.timeout_ms, b.failure))
+            .collect();
+        assert_eq!(
+            b,
+            vec![
+                ("demo", "demo", "d", "127.0.0.1", 10_000, FailureMode::FailClosed),
+                ("alpha", "alpha", "alpha", "alpha", 5000, FailureMode::FailOpen),
+            ]
+        );
+        assert!(vs.backends[0].selects(mcp_policy_core::policy::Kind::Tool, "add"));
+        assert!(!vs.backends[0].selects(mcp_policy_core::policy::Kind::Tool, "sleep"));
+        assert_eq!(vs.instructions.as_deref(), Some("One endpoint."));
+    }
+
+    #[test]
+    fn session_keys_never_show_in_debug_output() {
+        let m = with_tools().validate().unwrap();
+        let text = format!("{:?}", m.virtual_servers);
+        assert!(text.contains("tools") && !text.contains(KEY1), "{text}");
+    }
+
+    #[test]
+    fn inline_session_keys_work_too() {
+        let mut f = with_tools();
+        f.files.remove("keys/tools.json");
+        let inline = TOOLS.replace(
+            "session_keys_file: keys/tools.json",
+            &format!("session_keys:\n  - {{ id: k1, key: \"{KEY1}\" }}"),
+        );
+        set(&mut f, "virtual_servers/tools.yaml", &inline);
+        let m = f.validate().unwrap();
+        assert_eq!(m.virtual_servers["tools"].keys_file, None);
+        let pushed: Value = serde_json::from_str(&m.filters["default"].json).unwrap();
+        assert_eq!(pushed["virtual_servers"]["tools"]["session_keys"][0]["id"], "k1");
+    }
+
+    #[test]
+    fn unknown_backend_server_is_named_with_file_field_and_line() {
+        let mut f = with_tools();
+        set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("server: alpha", "server: nope"));
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "backends[1].server", Some(8))], "{e:?}");
+        assert!(
+            e[0].message
+                .contains("unknown server \"nope\" (a backend is a server of servers/: alpha, demo)"),
+            "{}",
+            e[0]
+        );
+        assert!(e[0].to_string().starts_with("virtual_servers/tools.yaml:8:13: backends[1].server:"), "{}", e[0]);
+    }
+
+    #[test]
+    fn duplicate_prefixes_and_backends_are_refused_by_the_modules_own_check() {
+        let mut f = with_tools();
+        let text = TOOLS.replace("  - server: alpha\n", "  - server: alpha\n    prefix: d\n");
+        set(&mut f, "virtual_servers/tools.yaml", &text);
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "backends[1].prefix", Some(9))], "{e:?}");
+        assert!(e[0].message.contains("\"d\" is also backends[0]'s prefix"), "{}", e[0]);
+
+        let mut f = with_tools();
+        set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("server: alpha", "server: demo\n    prefix: d2"));
+        let e = errors_of(f);
+        // The module's `name` (and `cluster`) of a backend is its `server`.
+        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "backends[1].server", Some(8))], "{e:?}");
+        assert!(e[0].message.contains("also backends[0]'s name"), "{}", e[0]);
+    }
+
+    #[test]
+    fn module_checks_of_fields_point_at_the_field() {
+        let mut f = with_tools();
+        let text = TOOLS
+            .replace("timeout_ms: 5000", "timeout_ms: 0")
+            .replace("include: [echo, add]", "include: [echo, \"re:^a\"]");
+        set(&mut f, "virtual_servers/tools.yaml", &text);
+        let e = errors_of(f);
+        let p = places(&e);
+        assert!(p.contains(&("virtual_servers/tools.yaml", "backends[0].tools.include[1]", Some(7))), "{e:?}");
+        assert!(p.contains(&("virtual_servers/tools.yaml", "backends[1].timeout_ms", Some(10))), "{e:?}");
+    }
+
+    #[test]
+    fn unknown_fields_and_a_rewrite_are_parse_errors_with_their_line() {
+        let mut f = with_tools();
+        set(
+            &mut f,
+            "virtual_servers/tools.yaml",
+            &TOOLS.replace("  - path: /tools/mcp\n", "  - path: /tools/mcp\n    rewrite_prefix: /mcp\n"),
+        );
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "routes[0].rewrite_prefix", Some(3))], "{e:?}");
+
+        let mut f = with_tools();
+        set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("failure: fail_open", "failure: open"));
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "backends[1].failure", Some(9))], "{e:?}");
+        assert!(e[0].message.starts_with("unknown variant `open`, expected `fail_open`"), "{}", e[0]);
+    }
+
+    #[test]
+    fn missing_or_bad_session_keys_are_reported_where_they_are() {
+        // No keys at all.
+        let mut f = with_tools();
+        set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("session_keys_file: keys/tools.json\n", ""));
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "", None)], "{e:?}");
+        assert!(e[0].message.contains("needs `session_keys_file`"), "{}", e[0]);
+
+        // A file that is not there, or not under keys/: the ones that are are listed.
+        for bad in ["keys/nope.json", "../keys/tools.json", "/etc/keys.json", "jwks/idp.json"] {
+            let mut f = with_tools();
+            set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("keys/tools.json", bad));
+            let e = errors_of(f);
+            assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "session_keys_file", Some(11))], "{bad}: {e:?}");
+            assert!(e[0].message.contains("found: keys/tools.json"), "{}", e[0]);
+        }
+
+        // A key that is not 32 bytes: in the keys file, at the key.
+        let mut f = with_tools();
+        set(&mut f, "keys/tools.json", &keys_json(&[("k2", KEY2), ("k1", "c2hvcnQ=")]));
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("keys/tools.json", "keys[1].key", Some(4))], "{e:?}");
+        assert!(e[0].message.contains("32 bytes, got 5"), "{}", e[0]);
+        assert!(!e[0].to_string().contains("c2hvcnQ"), "a key is never echoed: {}", e[0]);
+
+        // An empty list, an unknown field, both ways at once.
+        let mut f = with_tools();
+        set(&mut f, "keys/tools.json", "{\"keys\": []}");
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("keys/tools.json", "keys", Some(1))], "{e:?}");
+        let mut f = with_tools();
+        set(&mut f, "keys/tools.json", "{\"keys\": [], \"extra\": 1}");
+        assert_eq!(places(&errors_of(f)), vec![("keys/tools.json", "extra", Some(1))]);
+        let mut f = with_tools();
+        let both = format!("{TOOLS}session_keys: [{{id: k1, key: \"{KEY1}\"}}]\n");
+        set(&mut f, "virtual_servers/tools.yaml", &both);
+        assert_eq!(places(&errors_of(f)), vec![("virtual_servers/tools.yaml", "session_keys_file", Some(11))]);
+    }
+
+    #[test]
+    fn names_may_not_collide_with_servers_or_the_filter_config() {
+        // Named like a server.
+        let mut f = with_tools();
+        set(&mut f, "virtual_servers/tools.yaml", &format!("name: demo\n{TOOLS}"));
+        let e = errors_of(f);
+        assert_eq!(
+            places(&e),
+            vec![
+                ("virtual_servers/tools.yaml", "name", Some(1)),
+                // The module's own check: a backend may not be named like its virtual server.
+                ("virtual_servers/tools.yaml", "backends[0].server", Some(5)),
+            ],
+            "{e:?}"
+        );
+        assert!(e[0].message.contains("servers/demo.yaml"), "{}", e[0]);
+
+        // Also in filter.json's own virtual_servers.
+        let mut f = with_tools();
+        let static_vs = format!(
+            r#"{{"pass_through": true, "virtual_servers": {{"tools": {{"backends": [{{"name": "demo", "cluster": "demo"}}], "session_keys": [{{"id": "k", "key": "{KEY1}"}}]}}}}}}"#
+        );
+        set(&mut f, "filter.json", &static_vs);
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "name", Some(1))], "{e:?}");
+        assert!(e[0].message.contains("also declared in filter.json"), "{}", e[0]);
+
+        // The filter config's `server`: found by the module's parser on the merged document,
+        // placed in the virtual server's file.
+        let mut f = with_tools();
+        set(&mut f, "filter.json", r#"{"pass_through": true, "server": "tools"}"#);
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "name", Some(1))], "{e:?}");
+        assert!(e[0].message.contains("also this config's `server`"), "{}", e[0]);
+
+        // Two files, one name.
+        let mut f = with_tools();
+        set(&mut f, "virtual_servers/other.yaml", &format!("name: tools\n{}", TOOLS.replace("/tools/mcp", "/o/mcp")));
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "name", Some(1))], "{e:?}");
+        assert!(e[0].message.contains("already defined in virtual_servers/other.yaml"), "{}", e[0]);
+    }
+
+    #[test]
+    fn a_virtual_servers_route_may_not_clash_with_a_servers() {
+        let mut f = with_tools();
+        set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("/tools/mcp", "/demo/mcp"));
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "routes[0].path", Some(2))], "{e:?}");
+        assert!(e[0].message.contains("also routed to server \"demo\" (servers/demo.yaml)"), "{}", e[0]);
+    }
+
+    #[test]
+    fn listeners_name_virtual_servers_like_servers_and_only_their_filter_gets_the_section() {
+        let mut f = with_tools();
+        set(
+            &mut f,
+            "gateways.yaml",
+            "listeners:\n  - {name: plain, address: 127.0.0.1, port: 1, servers: [demo]}\n  - {name: virt, address: 127.0.0.1, port: 2, servers: [tools], filter: strict}\n",
+        );
+        set(&mut f, "filters/strict.json", r#"{"pass_through": true}"#);
+        let m = f.validate().unwrap();
+        assert_eq!((m.listeners[1].servers.len(), m.listeners[1].virtual_servers.clone()), (0, vec!["tools".to_owned()]));
+        assert!(!m.filters["default"].json.contains("virtual_servers"));
+        let strict: Value = serde_json::from_str(&m.filters["strict"].json).unwrap();
+        assert!(strict["virtual_servers"]["tools"].is_object());
+
+        // Unknown names list both kinds.
+        let mut f = with_tools();
+        set(&mut f, "gateways.yaml", "listeners:\n  - name: a\n    address: 127.0.0.1\n    port: 1\n    servers: [tools, nope]\n");
+        let e = errors_of(f);
+        assert_eq!(places(&e), vec![("gateways.yaml", "listeners[0].servers[1]", Some(5))], "{e:?}");
+        assert!(e[0].message.ends_with("(defined in servers/: alpha, demo; in virtual_servers/: tools)"), "{}", e[0]);
+    }
+
+    #[test]
+    fn a_broken_virtual_server_is_reported_once() {
+        // The file does not parse: listeners naming it are not reported again.
+        let mut f = with_tools();
+        set(&mut f, "virtual_servers/tools.yaml", "routes: [\n");
+        set(&mut f, "gateways.yaml", "listeners: [{name: a, address: 127.0.0.1, port: 1, servers: [tools]}]\n");
+        let e = errors_of(f);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].file, "virtual_servers/tools.yaml");
+    }
+
+    #[test]
+    fn only_keys_files_under_keys_are_read() {
+        assert!(is_keys_path("keys/tools.json"));
+        assert!(is_keys_path("keys/tools.yaml"));
+        assert!(!is_keys_path("keys/.tools.json.swp"));
+        assert!(!is_keys_path("keys/a/b.json"));
+        assert!(!is_keys_path("jwks/tools.json"));
+        assert!(!is_keys_path("keys/tools.txt"));
+    }
+}
