@@ -295,9 +295,16 @@ impl SourceFiles {
         }
 
         // Problems found after parsing name a field: place it in the file as written.
-        for e in errors.iter_mut().chain(filters.values_mut().flat_map(|f| f.warnings.iter_mut())) {
+        for e in errors
+            .iter_mut()
+            .chain(filters.values_mut().flat_map(|f| f.warnings.iter_mut()))
+        {
             if e.line.is_none() {
-                if let Some((l, c)) = self.files.get(&e.file).and_then(|b| position::locate(&e.file, b, &e.field)) {
+                if let Some((l, c)) = self
+                    .files
+                    .get(&e.file)
+                    .and_then(|b| position::locate(&e.file, b, &e.field))
+                {
                     e.line = Some(l);
                     e.column = Some(c);
                 }
@@ -487,7 +494,11 @@ pub(crate) struct RouteSpec {
 }
 
 /// Parse YAML (or JSON for `.json` files) naming the path of the first structural problem.
-pub(crate) fn parse_doc<T: for<'de> Deserialize<'de>>(file: &str, bytes: &[u8], errors: &mut Vec<SourceError>) -> Option<T> {
+pub(crate) fn parse_doc<T: for<'de> Deserialize<'de>>(
+    file: &str,
+    bytes: &[u8],
+    errors: &mut Vec<SourceError>,
+) -> Option<T> {
     let result = if file.ends_with(".json") {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
@@ -991,13 +1002,19 @@ fn merge_virtual_servers(
         }
     }
     for (filter_name, names) in wanted {
-        let Some(f) = filters.get_mut(filter_name) else { continue };
+        let Some(f) = filters.get_mut(filter_name) else {
+            continue;
+        };
         // The module accepted this document: a JSON object whose `virtual_servers`, if any,
         // is an object.
         let mut doc: serde_json::Value = match serde_json::from_str(&f.json) {
             Ok(d) => d,
             Err(e) => {
-                errors.push(SourceError::new(&f.file, "", format!("cannot merge virtual servers: {e}")));
+                errors.push(SourceError::new(
+                    &f.file,
+                    "",
+                    format!("cannot merge virtual servers: {e}"),
+                ));
                 continue;
             }
         };
@@ -1055,7 +1072,11 @@ fn merge_virtual_servers(
         let json = match serde_json::to_string_pretty(&doc) {
             Ok(j) => j,
             Err(e) => {
-                errors.push(SourceError::new(&f.file, "", format!("cannot merge virtual servers: {e}")));
+                errors.push(SourceError::new(
+                    &f.file,
+                    "",
+                    format!("cannot merge virtual servers: {e}"),
+                ));
                 continue;
             }
         };

@@ -260,11 +260,7 @@ pub fn validate(
                     None => (Vec::new(), Some(rel)),
                 },
                 None => {
-                    let known: Vec<&str> = files
-                        .keys()
-                        .filter(|k| is_keys_path(k))
-                        .map(String::as_str)
-                        .collect();
+                    let known: Vec<&str> = files.keys().filter(|k| is_keys_path(k)).map(String::as_str).collect();
                     errors.push(SourceError::new(
                         path,
                         "session_keys_file",
@@ -384,7 +380,8 @@ instructions: One endpoint.
     pub fn with_tools() -> SourceFiles {
         let mut f = example();
         f.files.insert("virtual_servers/tools.yaml".into(), TOOLS.into());
-        f.files.insert("keys/tools.json".into(), keys_json(&[("k1", KEY1)]).into_bytes());
+        f.files
+            .insert("keys/tools.json".into(), keys_json(&[("k1", KEY1)]).into_bytes());
         f
     }
 
@@ -421,13 +418,25 @@ instructions: One endpoint.
         let section = &pushed["virtual_servers"]["tools"];
         assert_eq!(section["session_keys"][0]["key"], KEY1);
         assert_eq!(section["backends"][0]["cluster"], "demo");
-        assert!(section["backends"][1].get("prefix").is_none(), "defaults stay the module's");
+        assert!(
+            section["backends"][1].get("prefix").is_none(),
+            "defaults stay the module's"
+        );
         let config = FilterConfig::from_json(m.filters["default"].json.as_bytes()).unwrap();
         let vs = &config.virtual_servers["tools"];
         let b: Vec<(&str, &str, &str, &str, u64, FailureMode)> = vs
             .backends
             .iter()
-            .map(|b| (b.name.as_str(), b.cluster.as_str(), b.prefix.as_str(), b.authority.as_str(), b.timeout_ms, b.failure))
+            .map(|b| {
+                (
+                    b.name.as_str(),
+                    b.cluster.as_str(),
+                    b.prefix.as_str(),
+                    b.authority.as_str(),
+                    b.timeout_ms,
+                    b.failure,
+                )
+            })
             .collect();
         assert_eq!(
             b,
@@ -466,16 +475,29 @@ instructions: One endpoint.
     #[test]
     fn unknown_backend_server_is_named_with_file_field_and_line() {
         let mut f = with_tools();
-        set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("server: alpha", "server: nope"));
+        set(
+            &mut f,
+            "virtual_servers/tools.yaml",
+            &TOOLS.replace("server: alpha", "server: nope"),
+        );
         let e = errors_of(f);
-        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "backends[1].server", Some(8))], "{e:?}");
+        assert_eq!(
+            places(&e),
+            vec![("virtual_servers/tools.yaml", "backends[1].server", Some(8))],
+            "{e:?}"
+        );
         assert!(
             e[0].message
                 .contains("unknown server \"nope\" (a backend is a server of servers/: alpha, demo)"),
             "{}",
             e[0]
         );
-        assert!(e[0].to_string().starts_with("virtual_servers/tools.yaml:8:13: backends[1].server:"), "{}", e[0]);
+        assert!(
+            e[0].to_string()
+                .starts_with("virtual_servers/tools.yaml:8:13: backends[1].server:"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
@@ -484,14 +506,26 @@ instructions: One endpoint.
         let text = TOOLS.replace("  - server: alpha\n", "  - server: alpha\n    prefix: d\n");
         set(&mut f, "virtual_servers/tools.yaml", &text);
         let e = errors_of(f);
-        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "backends[1].prefix", Some(9))], "{e:?}");
+        assert_eq!(
+            places(&e),
+            vec![("virtual_servers/tools.yaml", "backends[1].prefix", Some(9))],
+            "{e:?}"
+        );
         assert!(e[0].message.contains("\"d\" is also backends[0]'s prefix"), "{}", e[0]);
 
         let mut f = with_tools();
-        set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("server: alpha", "server: demo\n    prefix: d2"));
+        set(
+            &mut f,
+            "virtual_servers/tools.yaml",
+            &TOOLS.replace("server: alpha", "server: demo\n    prefix: d2"),
+        );
         let e = errors_of(f);
         // The module's `name` (and `cluster`) of a backend is its `server`.
-        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "backends[1].server", Some(8))], "{e:?}");
+        assert_eq!(
+            places(&e),
+            vec![("virtual_servers/tools.yaml", "backends[1].server", Some(8))],
+            "{e:?}"
+        );
         assert!(e[0].message.contains("also backends[0]'s name"), "{}", e[0]);
     }
 
@@ -504,8 +538,14 @@ instructions: One endpoint.
         set(&mut f, "virtual_servers/tools.yaml", &text);
         let e = errors_of(f);
         let p = places(&e);
-        assert!(p.contains(&("virtual_servers/tools.yaml", "backends[0].tools.include[1]", Some(7))), "{e:?}");
-        assert!(p.contains(&("virtual_servers/tools.yaml", "backends[1].timeout_ms", Some(10))), "{e:?}");
+        assert!(
+            p.contains(&("virtual_servers/tools.yaml", "backends[0].tools.include[1]", Some(7))),
+            "{e:?}"
+        );
+        assert!(
+            p.contains(&("virtual_servers/tools.yaml", "backends[1].timeout_ms", Some(10))),
+            "{e:?}"
+        );
     }
 
     #[test]
@@ -514,39 +554,79 @@ instructions: One endpoint.
         set(
             &mut f,
             "virtual_servers/tools.yaml",
-            &TOOLS.replace("  - path: /tools/mcp\n", "  - path: /tools/mcp\n    rewrite_prefix: /mcp\n"),
+            &TOOLS.replace(
+                "  - path: /tools/mcp\n",
+                "  - path: /tools/mcp\n    rewrite_prefix: /mcp\n",
+            ),
         );
         let e = errors_of(f);
-        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "routes[0].rewrite_prefix", Some(3))], "{e:?}");
+        assert_eq!(
+            places(&e),
+            vec![("virtual_servers/tools.yaml", "routes[0].rewrite_prefix", Some(3))],
+            "{e:?}"
+        );
 
         let mut f = with_tools();
-        set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("failure: fail_open", "failure: open"));
+        set(
+            &mut f,
+            "virtual_servers/tools.yaml",
+            &TOOLS.replace("failure: fail_open", "failure: open"),
+        );
         let e = errors_of(f);
-        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "backends[1].failure", Some(9))], "{e:?}");
-        assert!(e[0].message.starts_with("unknown variant `open`, expected `fail_open`"), "{}", e[0]);
+        assert_eq!(
+            places(&e),
+            vec![("virtual_servers/tools.yaml", "backends[1].failure", Some(9))],
+            "{e:?}"
+        );
+        assert!(
+            e[0].message.starts_with("unknown variant `open`, expected `fail_open`"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
     fn missing_or_bad_session_keys_are_reported_where_they_are() {
         // No keys at all.
         let mut f = with_tools();
-        set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("session_keys_file: keys/tools.json\n", ""));
+        set(
+            &mut f,
+            "virtual_servers/tools.yaml",
+            &TOOLS.replace("session_keys_file: keys/tools.json\n", ""),
+        );
         let e = errors_of(f);
         assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "", None)], "{e:?}");
         assert!(e[0].message.contains("needs `session_keys_file`"), "{}", e[0]);
 
         // A file that is not there, or not under keys/: the ones that are are listed.
-        for bad in ["keys/nope.json", "../keys/tools.json", "/etc/keys.json", "jwks/idp.json"] {
+        for bad in [
+            "keys/nope.json",
+            "../keys/tools.json",
+            "/etc/keys.json",
+            "jwks/idp.json",
+        ] {
             let mut f = with_tools();
-            set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("keys/tools.json", bad));
+            set(
+                &mut f,
+                "virtual_servers/tools.yaml",
+                &TOOLS.replace("keys/tools.json", bad),
+            );
             let e = errors_of(f);
-            assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "session_keys_file", Some(11))], "{bad}: {e:?}");
+            assert_eq!(
+                places(&e),
+                vec![("virtual_servers/tools.yaml", "session_keys_file", Some(11))],
+                "{bad}: {e:?}"
+            );
             assert!(e[0].message.contains("found: keys/tools.json"), "{}", e[0]);
         }
 
         // A key that is not 32 bytes: in the keys file, at the key.
         let mut f = with_tools();
-        set(&mut f, "keys/tools.json", &keys_json(&[("k2", KEY2), ("k1", "c2hvcnQ=")]));
+        set(
+            &mut f,
+            "keys/tools.json",
+            &keys_json(&[("k2", KEY2), ("k1", "c2hvcnQ=")]),
+        );
         let e = errors_of(f);
         assert_eq!(places(&e), vec![("keys/tools.json", "keys[1].key", Some(4))], "{e:?}");
         assert!(e[0].message.contains("32 bytes, got 5"), "{}", e[0]);
@@ -563,7 +643,10 @@ instructions: One endpoint.
         let mut f = with_tools();
         let both = format!("{TOOLS}session_keys: [{{id: k1, key: \"{KEY1}\"}}]\n");
         set(&mut f, "virtual_servers/tools.yaml", &both);
-        assert_eq!(places(&errors_of(f)), vec![("virtual_servers/tools.yaml", "session_keys_file", Some(11))]);
+        assert_eq!(
+            places(&errors_of(f)),
+            vec![("virtual_servers/tools.yaml", "session_keys_file", Some(11))]
+        );
     }
 
     #[test]
@@ -590,7 +673,11 @@ instructions: One endpoint.
         );
         set(&mut f, "filter.json", &static_vs);
         let e = errors_of(f);
-        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "name", Some(1))], "{e:?}");
+        assert_eq!(
+            places(&e),
+            vec![("virtual_servers/tools.yaml", "name", Some(1))],
+            "{e:?}"
+        );
         assert!(e[0].message.contains("also declared in filter.json"), "{}", e[0]);
 
         // The filter config's `server`: found by the module's parser on the merged document,
@@ -598,24 +685,53 @@ instructions: One endpoint.
         let mut f = with_tools();
         set(&mut f, "filter.json", r#"{"pass_through": true, "server": "tools"}"#);
         let e = errors_of(f);
-        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "name", Some(1))], "{e:?}");
+        assert_eq!(
+            places(&e),
+            vec![("virtual_servers/tools.yaml", "name", Some(1))],
+            "{e:?}"
+        );
         assert!(e[0].message.contains("also this config's `server`"), "{}", e[0]);
 
         // Two files, one name.
         let mut f = with_tools();
-        set(&mut f, "virtual_servers/other.yaml", &format!("name: tools\n{}", TOOLS.replace("/tools/mcp", "/o/mcp")));
+        set(
+            &mut f,
+            "virtual_servers/other.yaml",
+            &format!("name: tools\n{}", TOOLS.replace("/tools/mcp", "/o/mcp")),
+        );
         let e = errors_of(f);
-        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "name", Some(1))], "{e:?}");
-        assert!(e[0].message.contains("already defined in virtual_servers/other.yaml"), "{}", e[0]);
+        assert_eq!(
+            places(&e),
+            vec![("virtual_servers/tools.yaml", "name", Some(1))],
+            "{e:?}"
+        );
+        assert!(
+            e[0].message.contains("already defined in virtual_servers/other.yaml"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
     fn a_virtual_servers_route_may_not_clash_with_a_servers() {
         let mut f = with_tools();
-        set(&mut f, "virtual_servers/tools.yaml", &TOOLS.replace("/tools/mcp", "/demo/mcp"));
+        set(
+            &mut f,
+            "virtual_servers/tools.yaml",
+            &TOOLS.replace("/tools/mcp", "/demo/mcp"),
+        );
         let e = errors_of(f);
-        assert_eq!(places(&e), vec![("virtual_servers/tools.yaml", "routes[0].path", Some(2))], "{e:?}");
-        assert!(e[0].message.contains("also routed to server \"demo\" (servers/demo.yaml)"), "{}", e[0]);
+        assert_eq!(
+            places(&e),
+            vec![("virtual_servers/tools.yaml", "routes[0].path", Some(2))],
+            "{e:?}"
+        );
+        assert!(
+            e[0].message
+                .contains("also routed to server \"demo\" (servers/demo.yaml)"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
@@ -628,17 +744,33 @@ instructions: One endpoint.
         );
         set(&mut f, "filters/strict.json", r#"{"pass_through": true}"#);
         let m = f.validate().unwrap();
-        assert_eq!((m.listeners[1].servers.len(), m.listeners[1].virtual_servers.clone()), (0, vec!["tools".to_owned()]));
+        assert_eq!(
+            (m.listeners[1].servers.len(), m.listeners[1].virtual_servers.clone()),
+            (0, vec!["tools".to_owned()])
+        );
         assert!(!m.filters["default"].json.contains("virtual_servers"));
         let strict: Value = serde_json::from_str(&m.filters["strict"].json).unwrap();
         assert!(strict["virtual_servers"]["tools"].is_object());
 
         // Unknown names list both kinds.
         let mut f = with_tools();
-        set(&mut f, "gateways.yaml", "listeners:\n  - name: a\n    address: 127.0.0.1\n    port: 1\n    servers: [tools, nope]\n");
+        set(
+            &mut f,
+            "gateways.yaml",
+            "listeners:\n  - name: a\n    address: 127.0.0.1\n    port: 1\n    servers: [tools, nope]\n",
+        );
         let e = errors_of(f);
-        assert_eq!(places(&e), vec![("gateways.yaml", "listeners[0].servers[1]", Some(5))], "{e:?}");
-        assert!(e[0].message.ends_with("(defined in servers/: alpha, demo; in virtual_servers/: tools)"), "{}", e[0]);
+        assert_eq!(
+            places(&e),
+            vec![("gateways.yaml", "listeners[0].servers[1]", Some(5))],
+            "{e:?}"
+        );
+        assert!(
+            e[0].message
+                .ends_with("(defined in servers/: alpha, demo; in virtual_servers/: tools)"),
+            "{}",
+            e[0]
+        );
     }
 
     #[test]
@@ -646,7 +778,11 @@ instructions: One endpoint.
         // The file does not parse: listeners naming it are not reported again.
         let mut f = with_tools();
         set(&mut f, "virtual_servers/tools.yaml", "routes: [\n");
-        set(&mut f, "gateways.yaml", "listeners: [{name: a, address: 127.0.0.1, port: 1, servers: [tools]}]\n");
+        set(
+            &mut f,
+            "gateways.yaml",
+            "listeners: [{name: a, address: 127.0.0.1, port: 1, servers: [tools]}]\n",
+        );
         let e = errors_of(f);
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].file, "virtual_servers/tools.yaml");
