@@ -19,10 +19,12 @@
 pub mod ads;
 pub mod cli;
 pub mod log;
+pub mod position;
 pub mod server;
 pub mod snapshot;
 pub mod source;
 pub mod state;
 pub mod status;
 pub mod version;
+pub mod virtual_server;
 pub mod watch;

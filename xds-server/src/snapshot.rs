@@ -20,7 +20,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::config::listener::v3::{filter, Filter, FilterChain, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
+    header_matcher, route, route_action, route_match, HeaderMatcher, Route, RouteAction, RouteConfiguration,
+    RouteMatch, VirtualHost,
 };
 use envoy_types::pb::envoy::extensions::access_loggers::file::v3::{file_access_log, FileAccessLog};
 use envoy_types::pb::envoy::extensions::dynamic_modules::v3::DynamicModuleConfig;
@@ -29,6 +30,7 @@ use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     http_connection_manager, http_filter, HttpConnectionManager, HttpFilter, Rds,
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::{string_matcher, StringMatcher};
 use envoy_types::pb::google::protobuf::{value, Any, Duration, StringValue, Struct, Value};
 use prost::{Message, Name};
 use serde::Serialize;
@@ -231,10 +233,17 @@ fn build_snapshot(model: &Model, group: Option<&str>) -> Result<Snapshot, Vec<St
             access_log: l.access_log.as_deref(),
         };
         put(LISTENER, resource(LISTENER, &l.name, &inputs, build_listener(&inputs)));
-        let routes = route_inputs(model, l);
-        let inputs = RouteConfigInputs { name: &l.name, routes };
+        let inputs = RouteConfigInputs {
+            name: &l.name,
+            dispatch: dispatch_inputs(model, l),
+            routes: route_inputs(model, l),
+        };
         put(ROUTE, resource(ROUTE, &l.name, &inputs, build_route_config(&inputs)));
         used_servers.extend(l.servers.iter().cloned());
+        // A virtual server's backends are reached through their clusters, routed here or not.
+        for v in l.virtual_servers.iter().filter_map(|n| model.virtual_servers.get(n)) {
+            used_servers.extend(v.backends.iter().cloned());
+        }
         used_filters.insert(l.filter.clone());
     }
     for name in &used_servers {
@@ -287,6 +296,37 @@ fn check_consistency(s: &Snapshot, listeners: &[&ListenerDef], model: &Model) ->
         for srv in &l.servers {
             if !has(CLUSTER, srv) || !has(ENDPOINT, srv) || !model.servers.contains_key(srv) {
                 problems.push(format!("listener {:?} routes to missing cluster {srv:?}", l.name));
+            }
+        }
+        for name in &l.virtual_servers {
+            let Some(v) = model.virtual_servers.get(name) else {
+                problems.push(format!(
+                    "listener {:?} routes to missing virtual server {name:?}",
+                    l.name
+                ));
+                continue;
+            };
+            if v.backends.is_empty() {
+                problems.push(format!("virtual server {name:?} has no backends"));
+            }
+            for b in &v.backends {
+                if !has(CLUSTER, b) || !has(ENDPOINT, b) || !model.servers.contains_key(b) {
+                    problems.push(format!(
+                        "virtual server {name:?} on listener {:?} needs missing cluster {b:?}",
+                        l.name
+                    ));
+                }
+            }
+            let in_filter = model
+                .filters
+                .get(&l.filter)
+                .and_then(|f| serde_json::from_str::<serde_json::Value>(&f.json).ok())
+                .is_some_and(|d| d["virtual_servers"].get(name).is_some());
+            if !in_filter {
+                problems.push(format!(
+                    "listener {:?} routes to virtual server {name:?}, which its filter config {:?} lacks",
+                    l.name, l.filter
+                ));
             }
         }
     }
@@ -353,7 +393,7 @@ struct ListenerInputs<'a> {
 /// The access log fields of `envoy-configs/demo.yaml`, one JSON line per request: what
 /// `mcp-policy replay` needs to re-decide a request (server, method, target, the caller's
 /// subject, tenant and groups, the decision and its rule) is all here.
-const ACCESS_LOG_FIELDS: [(&str, &str); 22] = [
+const ACCESS_LOG_FIELDS: [(&str, &str); 25] = [
     ("time", "%START_TIME%"),
     ("request_id", "%REQ(X-REQUEST-ID)%"),
     ("http_method", "%REQ(:METHOD)%"),
@@ -377,6 +417,9 @@ const ACCESS_LOG_FIELDS: [(&str, &str); 22] = [
     ("mcp_rule", "%DYNAMIC_METADATA(mcp_policy:rule)%"),
     ("mcp_mode", "%DYNAMIC_METADATA(mcp_policy:mode)%"),
     ("mcp_policy_version", "%DYNAMIC_METADATA(mcp_policy:policy_version)%"),
+    ("mcp_virtual_server", "%DYNAMIC_METADATA(mcp_policy:virtual_server)%"),
+    ("mcp_backend", "%DYNAMIC_METADATA(mcp_policy:backend)%"),
+    ("mcp_missing_backends", "%DYNAMIC_METADATA(mcp_policy:missing_backends)%"),
 ];
 
 fn build_listener(i: &ListenerInputs<'_>) -> Any {
@@ -449,14 +492,45 @@ fn build_listener(i: &ListenerInputs<'_>) -> Any {
 #[derive(Serialize)]
 struct RouteConfigInputs<'a> {
     name: &'a str,
+    dispatch: Vec<DispatchInputs<'a>>,
     routes: Vec<RouteInputs<'a>>,
+}
+
+/// A route only the module's dispatched requests take: the module sets `header` to the
+/// backend's cluster name (and refuses any client request that carries it).
+#[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+struct DispatchInputs<'a> {
+    header: &'a str,
+    cluster: &'a str,
 }
 
 #[derive(Serialize)]
 struct RouteInputs<'a> {
+    /// What the module sees in the route metadata (a server or a virtual server).
     server: &'a str,
+    cluster: &'a str,
     matcher: &'a source::RouteMatch,
     rewrite_prefix: Option<&'a str>,
+}
+
+/// One dispatch route per (cluster header, backend) of the listener's virtual servers, in a
+/// stable order. Each matches the header's exact value, so a dispatched request reaches only a
+/// backend of a virtual server served here, never any other cluster Envoy knows (the route
+/// shape `cluster_header` would allow that, should a client's copy of the header ever get past
+/// the module).
+fn dispatch_inputs<'a>(model: &'a Model, l: &'a ListenerDef) -> Vec<DispatchInputs<'a>> {
+    let set: BTreeSet<DispatchInputs<'a>> = l
+        .virtual_servers
+        .iter()
+        .filter_map(|n| model.virtual_servers.get(n))
+        .flat_map(|v| {
+            v.backends.iter().map(move |b| DispatchInputs {
+                header: &v.cluster_header,
+                cluster: b,
+            })
+        })
+        .collect();
+    set.into_iter().collect()
 }
 
 /// The listener's routes in match order: exact paths first, then prefixes longest first (so a
@@ -469,10 +543,27 @@ fn route_inputs<'a>(model: &'a Model, l: &'a ListenerDef) -> Vec<RouteInputs<'a>
         .flat_map(|s| {
             s.routes.iter().map(move |r| RouteInputs {
                 server: &s.name,
+                cluster: &s.name,
                 matcher: &r.matcher,
                 rewrite_prefix: r.rewrite_prefix.as_deref(),
             })
         })
+        .chain(
+            l.virtual_servers
+                .iter()
+                .filter_map(|n| model.virtual_servers.get(n))
+                .flat_map(|v| {
+                    // The module answers or rewrites every request on this route; the cluster
+                    // only has to exist (the first backend's).
+                    let cluster = v.backends.first().map(String::as_str).unwrap_or_default();
+                    v.routes.iter().map(move |r| RouteInputs {
+                        server: &v.name,
+                        cluster,
+                        matcher: &r.matcher,
+                        rewrite_prefix: None,
+                    })
+                }),
+        )
         .collect();
     routes.sort_by(|a, b| {
         use source::RouteMatch::*;
@@ -486,39 +577,59 @@ fn route_inputs<'a>(model: &'a Model, l: &'a ListenerDef) -> Vec<RouteInputs<'a>
 }
 
 fn build_route_config(i: &RouteConfigInputs<'_>) -> Any {
-    let routes = i
-        .routes
-        .iter()
-        .map(|r| {
-            let path_specifier = match r.matcher {
-                source::RouteMatch::Path(p) => route_match::PathSpecifier::Path(p.clone()),
-                source::RouteMatch::Prefix(p) => route_match::PathSpecifier::Prefix(p.clone()),
-            };
-            // The module reads the server name from route metadata `mcp_policy.server`.
-            let server_md = Struct {
-                fields: HashMap::from([("server".to_owned(), string_value(r.server))]),
-            };
-            Route {
-                name: r.server.to_owned(),
-                r#match: Some(RouteMatch {
-                    path_specifier: Some(path_specifier),
-                    ..Default::default()
-                }),
-                metadata: Some(Metadata {
-                    filter_metadata: HashMap::from([(METADATA_NAMESPACE.to_owned(), server_md)]),
-                    ..Default::default()
-                }),
-                action: Some(route::Action::Route(RouteAction {
-                    cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(r.server.to_owned())),
-                    prefix_rewrite: r.rewrite_prefix.unwrap_or_default().to_owned(),
-                    // MCP streams (GET SSE, long tool calls) outlive any fixed route timeout.
-                    timeout: Some(Duration { seconds: 0, nanos: 0 }),
+    let dispatch = i.dispatch.iter().map(|d| Route {
+        name: format!("dispatch/{}", d.cluster),
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix("/".to_owned())),
+            headers: vec![HeaderMatcher {
+                name: d.header.to_owned(),
+                header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact(d.cluster.to_owned())),
                     ..Default::default()
                 })),
                 ..Default::default()
-            }
-        })
-        .collect();
+            }],
+            ..Default::default()
+        }),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(d.cluster.to_owned())),
+            timeout: Some(Duration { seconds: 0, nanos: 0 }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    });
+    let routes = i.routes.iter().map(|r| {
+        let path_specifier = match r.matcher {
+            source::RouteMatch::Path(p) => route_match::PathSpecifier::Path(p.clone()),
+            source::RouteMatch::Prefix(p) => route_match::PathSpecifier::Prefix(p.clone()),
+        };
+        // The module reads the server name from route metadata `mcp_policy.server`.
+        let server_md = Struct {
+            fields: HashMap::from([("server".to_owned(), string_value(r.server))]),
+        };
+        Route {
+            name: r.server.to_owned(),
+            r#match: Some(RouteMatch {
+                path_specifier: Some(path_specifier),
+                ..Default::default()
+            }),
+            metadata: Some(Metadata {
+                filter_metadata: HashMap::from([(METADATA_NAMESPACE.to_owned(), server_md)]),
+                ..Default::default()
+            }),
+            action: Some(route::Action::Route(RouteAction {
+                cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(r.cluster.to_owned())),
+                prefix_rewrite: r.rewrite_prefix.unwrap_or_default().to_owned(),
+                // MCP streams (GET SSE, long tool calls) outlive any fixed route timeout.
+                timeout: Some(Duration { seconds: 0, nanos: 0 }),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    });
+    // Dispatch routes first: a dispatched request must not match its virtual server's route
+    // again.
+    let routes = dispatch.chain(routes).collect();
     any(&RouteConfiguration {
         name: i.name.to_owned(),
         virtual_hosts: vec![VirtualHost {
@@ -619,6 +730,7 @@ fn build_extension(i: &ExtensionInputs<'_>) -> Any {
 mod tests {
     use super::*;
     use crate::source::tests::example;
+    use mcp_policy_core::config::FilterConfig;
 
     fn world() -> World {
         World::build(&example().validate().unwrap()).unwrap()
@@ -831,5 +943,165 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         assert_eq!(ours, demo_fields, "xDS listeners log what envoy-configs/demo.yaml logs");
+    }
+
+    // ---- virtual servers ------------------------------------------------------------------
+
+    use crate::virtual_server::tests::{keys_json, with_tools, KEY1, KEY2};
+
+    fn vs_world(f: &crate::source::SourceFiles) -> World {
+        World::build(&f.validate().unwrap()).unwrap()
+    }
+
+    fn describe(r: &Route) -> String {
+        let m = r.r#match.as_ref().unwrap();
+        let p = match m.path_specifier.as_ref().unwrap() {
+            route_match::PathSpecifier::Path(p) => format!("path {p}"),
+            route_match::PathSpecifier::Prefix(p) => format!("prefix {p}"),
+            _ => unreachable!(),
+        };
+        let h: Vec<String> = m
+            .headers
+            .iter()
+            .map(|h| match &h.header_match_specifier {
+                Some(header_matcher::HeaderMatchSpecifier::StringMatch(StringMatcher {
+                    match_pattern: Some(string_matcher::MatchPattern::Exact(v)),
+                    ignore_case: false,
+                })) => format!(" {}={v}", h.name),
+                other => format!(" {}?{other:?}", h.name),
+            })
+            .collect();
+        let Some(route::Action::Route(a)) = &r.action else {
+            panic!()
+        };
+        let Some(route_action::ClusterSpecifier::Cluster(c)) = &a.cluster_specifier else {
+            panic!()
+        };
+        let server = r
+            .metadata
+            .as_ref()
+            .map(|m| match &m.filter_metadata["mcp_policy"].fields["server"].kind {
+                Some(value::Kind::StringValue(s)) => format!(" [{s}]"),
+                _ => " [?]".into(),
+            })
+            .unwrap_or_default();
+        assert_eq!(a.timeout, Some(Duration { seconds: 0, nanos: 0 }), "{p}");
+        format!("{p}{} -> {c}{server}", h.concat())
+    }
+
+    #[test]
+    fn a_virtual_server_gets_dispatch_routes_first_then_its_route_among_the_others() {
+        let s = vs_world(&with_tools()).snapshot_for(&node("x"));
+        let rc: RouteConfiguration = decode(&s.resources[ROUTE]["mcp_gateway"]);
+        let routes: Vec<String> = rc.virtual_hosts[0].routes.iter().map(describe).collect();
+        assert_eq!(
+            routes,
+            vec![
+                // Only the module sets the header, to a backend's cluster: exact values, so no
+                // other cluster is reachable this way.
+                "prefix / x-mcp-backend-cluster=alpha -> alpha",
+                "prefix / x-mcp-backend-cluster=demo -> demo",
+                "path /tools/mcp -> demo [tools]",
+                "path /demo/mcp -> demo [demo]",
+                "path /mcp -> demo [demo]",
+                "prefix /alpha/ -> alpha [alpha]",
+            ]
+        );
+        // The edge listener does not serve it: no dispatch route there.
+        let edge = vs_world(&with_tools()).snapshot_for(&node("edge"));
+        let rc: RouteConfiguration = decode(&edge.resources[ROUTE]["edge_only"]);
+        let routes: Vec<String> = rc.virtual_hosts[0].routes.iter().map(describe).collect();
+        assert_eq!(routes, vec!["prefix /alpha/ -> alpha [alpha]"]);
+    }
+
+    #[test]
+    fn a_listener_serving_only_the_virtual_server_gets_its_backends_clusters() {
+        let mut f = with_tools();
+        f.files.insert(
+            "gateways.yaml".into(),
+            b"listeners: [{name: v, address: 127.0.0.1, port: 0, servers: [tools]}]\n".to_vec(),
+        );
+        f.files.insert(
+            "virtual_servers/tools.yaml".into(),
+            crate::virtual_server::tests::TOOLS
+                .replace("session_keys_file", "cluster_header: x-vs\nsession_keys_file")
+                .into_bytes(),
+        );
+        let s = vs_world(&f).snapshot_for(&node("x"));
+        assert_eq!(s.names(CLUSTER), vec!["alpha", "demo"]);
+        assert_eq!(s.names(ENDPOINT), vec!["alpha", "demo"]);
+        let rc: RouteConfiguration = decode(&s.resources[ROUTE]["v"]);
+        let routes: Vec<String> = rc.virtual_hosts[0].routes.iter().map(describe).collect();
+        assert_eq!(
+            routes,
+            vec![
+                "prefix / x-vs=alpha -> alpha",
+                "prefix / x-vs=demo -> demo",
+                "path /tools/mcp -> demo [tools]",
+            ]
+        );
+    }
+
+    fn pushed_json(s: &Snapshot) -> serde_json::Value {
+        let tec: TypedExtensionConfig = decode(&s.resources[EXTENSION]["mcp_policy/default"]);
+        let dm = DynamicModuleFilter::decode(tec.typed_config.unwrap().value.as_slice()).unwrap();
+        let json = StringValue::decode(dm.filter_config.unwrap().value.as_slice())
+            .unwrap()
+            .value;
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn the_ecds_filter_config_carries_the_virtual_servers_section() {
+        let s = vs_world(&with_tools()).snapshot_for(&node("x"));
+        let doc = pushed_json(&s);
+        assert_eq!(doc["pass_through"], true);
+        let vs = &doc["virtual_servers"]["tools"];
+        assert_eq!(vs["backends"][1]["name"], "alpha");
+        assert_eq!(vs["session_keys"][0]["id"], "k1");
+        // What Envoy gets, the module accepts.
+        let text = serde_json::to_string(&doc).unwrap();
+        FilterConfig::from_json(text.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_key_rotation_is_a_keys_file_edit_that_changes_only_the_filter_config() {
+        let before = vs_world(&with_tools()).snapshot_for(&node("x"));
+        let mut f = with_tools();
+        f.files.insert(
+            "keys/tools.json".into(),
+            keys_json(&[("k2", KEY2), ("k1", KEY1)]).into_bytes(),
+        );
+        let after = vs_world(&f).snapshot_for(&node("x"));
+        for t in TYPES {
+            let changed =
+                before.select(t, true, &BTreeSet::new()).version != after.select(t, true, &BTreeSet::new()).version;
+            assert_eq!(changed, t == EXTENSION, "{t}");
+        }
+        let ids: Vec<serde_json::Value> = pushed_json(&after)["virtual_servers"]["tools"]["session_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["id"].clone())
+            .collect();
+        assert_eq!(ids, vec!["k2", "k1"]);
+    }
+
+    #[test]
+    fn the_shipped_example_directory_validates_and_builds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/xds");
+        let files = crate::source::SourceFiles::read_dir(&dir).unwrap();
+        let model = files.validate().unwrap_or_else(|e| panic!("{e}"));
+        let vs = &model.virtual_servers["tools"];
+        assert_eq!(vs.backends.len(), 2, "{vs:?}");
+        let w = World::build(&model).unwrap();
+        let s = w.snapshot_for(&node("x"));
+        let doc = pushed_json(&s);
+        assert!(doc["virtual_servers"]["tools"]["backends"]
+            .as_array()
+            .is_some_and(|b| b.len() == 2));
+        for b in &vs.backends {
+            assert!(s.names(CLUSTER).contains(&b.as_str()), "{b}");
+        }
     }
 }

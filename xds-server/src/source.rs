@@ -17,7 +17,9 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
+use crate::position;
 use crate::version::Digester;
+use crate::virtual_server::{self, VirtualServerDef};
 
 /// Accepted names of the gateways file, in lookup order.
 pub const GATEWAYS_FILES: [&str; 3] = ["gateways.yaml", "gateways.yml", "gateways.json"];
@@ -26,6 +28,8 @@ pub const DEFAULT_FILTER_FILE: &str = "filter.json";
 pub const DEFAULT_FILTER: &str = "default";
 pub const DEFAULT_ACCESS_LOG: &str = "/dev/stdout";
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
+/// The directories of the source directory that are read (one level, no deeper).
+pub const SUBDIRS: [&str; 5] = ["servers", "virtual_servers", "filters", "jwks", "keys"];
 
 /// One problem in the source directory: which file, which field, why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,7 +46,7 @@ pub struct SourceError {
 }
 
 impl SourceError {
-    fn new(file: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(file: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             file: file.to_owned(),
             field: field.into(),
@@ -96,13 +100,15 @@ fn is_source_path(rel: &str) -> bool {
     match rel.split_once('/') {
         None => GATEWAYS_FILES.contains(&rel) || rel == DEFAULT_FILTER_FILE,
         Some(("servers", name)) => !name.contains('/') && ext_ok(name, &[".yaml", ".yml", ".json"]),
+        Some(("virtual_servers", name)) => !name.contains('/') && ext_ok(name, &[".yaml", ".yml", ".json"]),
         Some(("filters", name)) | Some(("jwks", name)) => !name.contains('/') && ext_ok(name, &[".json"]),
+        Some(("keys", _)) => virtual_server::is_keys_path(rel),
         Some(_) => false,
     }
 }
 
 impl SourceFiles {
-    /// Read every source file under `dir` (the top level, `servers/`, `filters/`).
+    /// Read every source file under `dir` (the top level and the directories of [`SUBDIRS`]).
     pub fn read_dir(dir: &Path) -> Result<SourceFiles, SourceErrors> {
         let mut files = BTreeMap::new();
         let mut errors = Vec::new();
@@ -120,7 +126,7 @@ impl SourceFiles {
         for entry in top.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if (name == "servers" || name == "filters" || name == "jwks") && path.is_dir() {
+            if SUBDIRS.contains(&name.as_str()) && path.is_dir() {
                 if let Ok(sub) = std::fs::read_dir(&path) {
                     for e in sub.flatten() {
                         let n = e.file_name().to_string_lossy().into_owned();
@@ -221,6 +227,31 @@ impl SourceFiles {
             }
         }
 
+        // Virtual servers: over the servers above.
+        let mut virtual_servers: BTreeMap<String, VirtualServerDef> = BTreeMap::new();
+        for (path, bytes) in &self.files {
+            let Some(file_name) = path.strip_prefix("virtual_servers/") else {
+                continue;
+            };
+            let stem = file_name.rsplit_once('.').map(|(s, _)| s).unwrap_or(file_name);
+            match virtual_server::validate(path, stem, bytes, &self.files, &servers, &broken, &mut errors) {
+                Some(v) => {
+                    if let Some(other) = virtual_servers.get(&v.name) {
+                        errors.push(SourceError::new(
+                            path,
+                            "name",
+                            format!("virtual server {:?} is already defined in {}", v.name, other.file),
+                        ));
+                    } else {
+                        virtual_servers.insert(v.name.clone(), v);
+                    }
+                }
+                None => {
+                    broken.insert(format!("virtual:{stem}"));
+                }
+            }
+        }
+
         // Gateways: listeners and node groups.
         let gateway_files: Vec<&str> = GATEWAYS_FILES
             .iter()
@@ -237,7 +268,15 @@ impl SourceFiles {
                 (Vec::new(), Vec::new())
             }
             [one] => match parse_doc::<GatewaysSpec>(one, &self.files[*one], &mut errors) {
-                Some(spec) => validate_gateways(one, spec, &servers, &filters, &broken, &mut errors),
+                Some(spec) => {
+                    let known = Known {
+                        servers: &servers,
+                        virtual_servers: &virtual_servers,
+                        filters: &filters,
+                        broken: &broken,
+                    };
+                    validate_gateways(one, spec, &known, &mut errors)
+                }
                 None => (Vec::new(), Vec::new()),
             },
             many => {
@@ -250,11 +289,34 @@ impl SourceFiles {
             }
         };
 
+        // Each filter config gets the sections of the virtual servers its listeners serve.
+        if errors.is_empty() {
+            merge_virtual_servers(&listeners, &virtual_servers, &mut filters, &mut errors);
+        }
+
+        // Problems found after parsing name a field: place it in the file as written.
+        for e in errors
+            .iter_mut()
+            .chain(filters.values_mut().flat_map(|f| f.warnings.iter_mut()))
+        {
+            if e.line.is_none() {
+                if let Some((l, c)) = self
+                    .files
+                    .get(&e.file)
+                    .and_then(|b| position::locate(&e.file, b, &e.field))
+                {
+                    e.line = Some(l);
+                    e.column = Some(c);
+                }
+            }
+        }
+
         if errors.is_empty() {
             Ok(Model {
                 groups,
                 listeners,
                 servers,
+                virtual_servers,
                 filters,
             })
         } else {
@@ -274,6 +336,7 @@ pub struct Model {
     pub groups: Vec<NodeGroup>,
     pub listeners: Vec<ListenerDef>,
     pub servers: BTreeMap<String, Server>,
+    pub virtual_servers: BTreeMap<String, VirtualServerDef>,
     pub filters: BTreeMap<String, Filter>,
 }
 
@@ -305,6 +368,9 @@ pub struct ListenerDef {
     pub group: Option<String>,
     /// Servers routed on this listener, in file order.
     pub servers: Vec<String>,
+    /// Virtual servers routed on this listener, in file order (their backends' clusters come
+    /// with them; the backends need not be routed here themselves).
+    pub virtual_servers: Vec<String>,
     /// Name of the filter config (`default` = filter.json).
     pub filter: String,
     pub access_log: Option<String>,
@@ -345,7 +411,8 @@ pub struct Filter {
     pub name: String,
     #[serde(skip)]
     pub file: String,
-    /// The document exactly as written; it is what the module receives.
+    /// What the module receives: the document as written, unless JWKS files were inlined or
+    /// virtual servers merged in (then re-serialized JSON).
     pub json: String,
     /// What the module's own check warns about (rules no request can reach): published
     /// anyway, shown by `check` and on `/status`.
@@ -417,17 +484,21 @@ struct ServerSpec {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RouteSpec {
+pub(crate) struct RouteSpec {
     #[serde(default)]
-    prefix: Option<String>,
+    pub(crate) prefix: Option<String>,
     #[serde(default)]
-    path: Option<String>,
+    pub(crate) path: Option<String>,
     #[serde(default)]
-    rewrite_prefix: Option<String>,
+    pub(crate) rewrite_prefix: Option<String>,
 }
 
 /// Parse YAML (or JSON for `.json` files) naming the path of the first structural problem.
-fn parse_doc<T: for<'de> Deserialize<'de>>(file: &str, bytes: &[u8], errors: &mut Vec<SourceError>) -> Option<T> {
+pub(crate) fn parse_doc<T: for<'de> Deserialize<'de>>(
+    file: &str,
+    bytes: &[u8],
+    errors: &mut Vec<SourceError>,
+) -> Option<T> {
     let result = if file.ends_with(".json") {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
@@ -451,7 +522,13 @@ fn parse_doc<T: for<'de> Deserialize<'de>>(file: &str, bytes: &[u8], errors: &mu
     match result {
         Ok(v) => Some(v),
         Err((path, message, pos)) => {
-            let mut e = SourceError::new(file, if path == "." { String::new() } else { path }, message);
+            let path = if path == "." { String::new() } else { path };
+            // serde_yaml puts the path in front of nested messages too: it is in `field`.
+            let message = match message.strip_prefix(&format!("{path}: ")) {
+                Some(m) if !path.is_empty() => m.to_owned(),
+                _ => message,
+            };
+            let mut e = SourceError::new(file, path, message);
             if let Some((l, c)) = pos {
                 e.line = Some(l);
                 e.column = Some(c);
@@ -599,17 +676,11 @@ fn inline_jwks(
     }
 }
 
-fn validate_server(path: &str, stem: &str, spec: ServerSpec, errors: &mut Vec<SourceError>) -> Option<Server> {
-    let before = errors.len();
-    let name = spec.name.unwrap_or_else(|| stem.to_owned());
-    if !valid_name(&name) {
-        errors.push(SourceError::new(path, "name", format!("{name:?} {NAME_RULE}")));
-    }
-    if spec.routes.is_empty() {
-        errors.push(SourceError::new(path, "routes", "at least one route is required"));
-    }
+/// A server's or virtual server's `routes`: exactly one of `prefix`/`path`, absolute, each
+/// listed once.
+pub(crate) fn validate_routes(path: &str, specs: Vec<RouteSpec>, errors: &mut Vec<SourceError>) -> Vec<Route> {
     let mut routes = Vec::new();
-    for (i, r) in spec.routes.into_iter().enumerate() {
+    for (i, r) in specs.into_iter().enumerate() {
         let at = |f: &str| format!("routes[{i}]{f}");
         let matcher = match (r.prefix, r.path) {
             (Some(p), None) => RouteMatch::Prefix(p),
@@ -655,6 +726,19 @@ fn validate_server(path: &str, stem: &str, spec: ServerSpec, errors: &mut Vec<So
             rewrite_prefix: r.rewrite_prefix,
         });
     }
+    routes
+}
+
+fn validate_server(path: &str, stem: &str, spec: ServerSpec, errors: &mut Vec<SourceError>) -> Option<Server> {
+    let before = errors.len();
+    let name = spec.name.unwrap_or_else(|| stem.to_owned());
+    if !valid_name(&name) {
+        errors.push(SourceError::new(path, "name", format!("{name:?} {NAME_RULE}")));
+    }
+    if spec.routes.is_empty() {
+        errors.push(SourceError::new(path, "routes", "at least one route is required"));
+    }
+    let routes = validate_routes(path, spec.routes, errors);
     if spec.endpoints.is_empty() {
         errors.push(SourceError::new(path, "endpoints", "at least one endpoint is required"));
     }
@@ -693,14 +777,27 @@ fn validate_server(path: &str, stem: &str, spec: ServerSpec, errors: &mut Vec<So
     })
 }
 
+/// What the gateways file may refer to.
+struct Known<'a> {
+    servers: &'a BTreeMap<String, Server>,
+    virtual_servers: &'a BTreeMap<String, VirtualServerDef>,
+    filters: &'a BTreeMap<String, Filter>,
+    /// Present but invalid (already reported): `server:NAME`, `virtual:NAME`, filter names.
+    broken: &'a BTreeSet<String>,
+}
+
 fn validate_gateways(
     file: &str,
     spec: GatewaysSpec,
-    servers: &BTreeMap<String, Server>,
-    filters: &BTreeMap<String, Filter>,
-    broken: &BTreeSet<String>,
+    known: &Known<'_>,
     errors: &mut Vec<SourceError>,
 ) -> (Vec<NodeGroup>, Vec<ListenerDef>) {
+    let Known {
+        servers,
+        virtual_servers,
+        filters,
+        broken,
+    } = *known;
     let mut groups: Vec<NodeGroup> = Vec::new();
     for (i, g) in spec.node_groups.into_iter().enumerate() {
         let at = |f: &str| format!("node_groups[{i}]{f}");
@@ -781,8 +878,11 @@ fn validate_gateways(
                 ));
             }
         }
-        let server_names = match l.servers {
-            None => servers.keys().cloned().collect::<Vec<_>>(),
+        let (server_names, vs_names) = match l.servers {
+            None => (
+                servers.keys().cloned().collect::<Vec<_>>(),
+                virtual_servers.keys().cloned().collect::<Vec<_>>(),
+            ),
             Some(list) => {
                 if list.is_empty() {
                     errors.push(SourceError::new(
@@ -791,51 +891,69 @@ fn validate_gateways(
                         "an empty list routes nothing; omit it for all servers",
                     ));
                 }
-                for (j, s) in list.iter().enumerate() {
-                    if !servers.contains_key(s) && !broken.contains(&format!("server:{s}")) {
-                        let known: Vec<&str> = servers.keys().map(String::as_str).collect();
+                let (mut plain, mut virt) = (Vec::new(), Vec::new());
+                for (j, s) in list.into_iter().enumerate() {
+                    if servers.contains_key(&s) {
+                        plain.push(s);
+                    } else if virtual_servers.contains_key(&s) {
+                        virt.push(s);
+                    } else if !broken.contains(&format!("server:{s}")) && !broken.contains(&format!("virtual:{s}")) {
+                        let names: Vec<&str> = servers.keys().map(String::as_str).collect();
+                        let mut defined = format!("defined in servers/: {}", list_or_none(&names));
+                        if !virtual_servers.is_empty() {
+                            let v: Vec<&str> = virtual_servers.keys().map(String::as_str).collect();
+                            defined.push_str(&format!("; in virtual_servers/: {}", v.join(", ")));
+                        }
                         errors.push(SourceError::new(
                             file,
                             format!("listeners[{i}].servers[{j}]"),
-                            format!("unknown server {s:?} (defined in servers/: {})", list_or_none(&known)),
+                            format!("unknown server {s:?} ({defined})"),
                         ));
                     }
                 }
-                list
+                (plain, virt)
             }
         };
-        if server_names.is_empty() && servers.is_empty() {
+        if server_names.is_empty() && vs_names.is_empty() && servers.is_empty() {
             errors.push(SourceError::new(
                 file,
                 at(".servers"),
                 "no servers are defined (add servers/NAME.yaml)",
             ));
         }
-        // Two servers claiming the same match on one listener: Envoy would silently pick the
-        // first, so refuse.
-        let mut claimed: BTreeMap<&RouteMatch, &Server> = BTreeMap::new();
-        for s in server_names.iter().filter_map(|n| servers.get(n)) {
-            for (k, r) in s.routes.iter().enumerate() {
-                if let Some(prev) = claimed.get(&r.matcher) {
+        // Two servers (plain or virtual) claiming the same match on one listener: Envoy would
+        // silently pick the first, so refuse.
+        let routed = server_names
+            .iter()
+            .filter_map(|n| servers.get(n))
+            .map(|s| (s.name.as_str(), s.file.as_str(), s.routes.as_slice()))
+            .chain(
+                vs_names
+                    .iter()
+                    .filter_map(|n| virtual_servers.get(n))
+                    .map(|v| (v.name.as_str(), v.file.as_str(), v.routes.as_slice())),
+            );
+        let mut claimed: BTreeMap<&RouteMatch, (&str, &str)> = BTreeMap::new();
+        for (name, server_file, routes) in routed {
+            for (k, r) in routes.iter().enumerate() {
+                if let Some((prev, prev_file)) = claimed.get(&r.matcher) {
                     let field = match r.matcher {
                         RouteMatch::Prefix(_) => "prefix",
                         RouteMatch::Path(_) => "path",
                     };
                     errors.push(SourceError::new(
-                        &s.file,
+                        server_file,
                         format!("routes[{k}].{field}"),
                         format!(
-                            "{:?} is also routed to server {:?} ({}) on listener {:?}",
+                            "{:?} is also routed to server {prev:?} ({prev_file}) on listener {:?}",
                             match &r.matcher {
                                 RouteMatch::Prefix(p) | RouteMatch::Path(p) => p,
                             },
-                            prev.name,
-                            prev.file,
                             l.name
                         ),
                     ));
                 } else {
-                    claimed.insert(&r.matcher, s);
+                    claimed.insert(&r.matcher, (name, server_file));
                 }
             }
         }
@@ -859,6 +977,7 @@ fn validate_gateways(
             port: l.port,
             group: l.group,
             servers: server_names,
+            virtual_servers: vs_names,
             filter,
             access_log,
         });
@@ -866,7 +985,112 @@ fn validate_gateways(
     (groups, listeners)
 }
 
-fn list_or_none(names: &[&str]) -> String {
+/// Every filter config used by a listener that serves virtual servers gets their sections
+/// under `virtual_servers`, and the merged document is checked again by the module's parser
+/// (a virtual server named like the config's `server`, say). Problems in a merged section are
+/// placed in the virtual server's file; the rest in the filter file as written.
+fn merge_virtual_servers(
+    listeners: &[ListenerDef],
+    virtual_servers: &BTreeMap<String, VirtualServerDef>,
+    filters: &mut BTreeMap<String, Filter>,
+    errors: &mut Vec<SourceError>,
+) {
+    let mut wanted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for l in listeners {
+        for v in &l.virtual_servers {
+            wanted.entry(l.filter.as_str()).or_default().insert(v.as_str());
+        }
+    }
+    for (filter_name, names) in wanted {
+        let Some(f) = filters.get_mut(filter_name) else {
+            continue;
+        };
+        // The module accepted this document: a JSON object whose `virtual_servers`, if any,
+        // is an object.
+        let mut doc: serde_json::Value = match serde_json::from_str(&f.json) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(SourceError::new(
+                    &f.file,
+                    "",
+                    format!("cannot merge virtual servers: {e}"),
+                ));
+                continue;
+            }
+        };
+        let Some(section) = doc.as_object_mut().and_then(|o| {
+            o.entry("virtual_servers")
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()))
+                .as_object_mut()
+        }) else {
+            errors.push(SourceError::new(
+                &f.file,
+                "virtual_servers",
+                "must be an object to take the virtual servers of virtual_servers/",
+            ));
+            continue;
+        };
+        let mut clash = false;
+        for name in &names {
+            let Some(v) = virtual_servers.get(*name) else { continue };
+            if section.contains_key(*name) {
+                errors.push(SourceError::new(
+                    &v.file,
+                    "name",
+                    format!(
+                        "virtual server {name:?} is also declared in {} (virtual_servers.{name}), the filter config of a listener serving it: declare it in one place",
+                        f.file
+                    ),
+                ));
+                clash = true;
+            } else {
+                section.insert((*name).to_owned(), v.section.clone());
+            }
+        }
+        if clash {
+            continue;
+        }
+        let place = |e: mcp_policy_core::config::ConfigError| -> SourceError {
+            let from_dir = names.iter().filter_map(|n| virtual_servers.get(*n)).find_map(|v| {
+                let rest = e.path.strip_prefix("virtual_servers.")?.strip_prefix(v.name.as_str())?;
+                match rest.strip_prefix('.') {
+                    Some(inner) => Some((v, inner)),
+                    None if rest.is_empty() => Some((v, "")),
+                    None => None,
+                }
+            });
+            match from_dir {
+                Some((v, inner)) => {
+                    let (file, field) = v.place(inner);
+                    SourceError::new(&file, field, e.message)
+                }
+                // Positions in the merged text would point at nothing anyone wrote: placed in
+                // the file as written afterwards.
+                None => SourceError::new(&f.file, e.path, e.message),
+            }
+        };
+        let json = match serde_json::to_string_pretty(&doc) {
+            Ok(j) => j,
+            Err(e) => {
+                errors.push(SourceError::new(
+                    &f.file,
+                    "",
+                    format!("cannot merge virtual servers: {e}"),
+                ));
+                continue;
+            }
+        };
+        match FilterConfig::from_json(json.as_bytes()) {
+            Ok(config) => {
+                f.warnings = config.warnings().iter().cloned().map(place).collect();
+                f.json = json;
+            }
+            Err(es) => errors.extend(es.0.into_iter().map(place)),
+        }
+    }
+}
+
+pub(crate) fn list_or_none(names: &[&str]) -> String {
     if names.is_empty() {
         "none".to_owned()
     } else {
