@@ -35,8 +35,9 @@ $(PEERS): integration/requirements.txt
 
 # `make bench`: criterion micro-benchmarks of the core, then the load harness (bench/run.py):
 # upstream direct, Envoy alone, Envoy + native MCP/RBAC, Envoy + our module, LiteLLM and
-# ContextForge, one run, results in bench/results/. Tools and the Python gateways install into
-# bench/ on first use only (never in `make test` or CI). docs/BENCHMARKS.md says more.
+# ContextForge, and a virtual server over three backends (with Envoy alone over the same), one
+# run, results in bench/results/. Tools and the Python gateways install into bench/ on first
+# use only (never in `make test` or CI). docs/BENCHMARKS.md says more.
 BENCH_PY   := bench/.venvs/bench/bin/python
 OHA        := bench/.tools/bin/oha
 OHA_VERSION := 1.16.0
@@ -54,9 +55,9 @@ bench-core:
 bench-load: build bench-tools bench-venvs
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
 
-# Harness check: 2 s phases, Envoy arms only, no Python gateways.
+# Harness check: 2 s phases, Envoy arms only (the virtual-server ones included), no Python gateways.
 bench-quick: build bench-tools
-	$(BENCH_PY) bench/run.py --quick --arms upstream,envoy,native,module $(BENCH_ARGS)
+	$(BENCH_PY) bench/run.py --quick --arms upstream,envoy,native,module,vs_envoy,vserver $(BENCH_ARGS)
 
 # Where the module's time goes: Envoy under callgrind, a bounded number of requests.
 bench-profile: build bench-tools

@@ -10,13 +10,23 @@ Arms (all in front of the same canned responder, `bench/responder`):
   litellm   LiteLLM proxy's MCP gateway (see python_gateways.py)
   contextforge  MCP ContextForge gateway (see python_gateways.py)
 
+Virtual-server arms, in front of three more responder processes (VS_BACKENDS; the last one can
+be made slower with `--delay-us`), each reachable on its own single-server route `/<name>/mcp`:
+  vs_envoy  Envoy alone over the three backends (the "one backend alone" baseline)
+  vserver   Envoy + our module: the same single-server routes (JWT + POLICY, as `module`) plus
+            the virtual server VS_NAME on `/vs/mcp` over the three backends and its dispatch route
+
 Every Envoy arm has the same listener, route, cluster and no access log, so the differences
-between arms are the HTTP filters alone.
+between arms are the HTTP filters alone (the virtual-server arms: the same listener and
+clusters, and the routes a virtual server needs).
 """
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
+import os
 from typing import Any
 
 # The policy under test: a realistic shape (groups, a glob deny, an argument constraint), the
@@ -98,14 +108,15 @@ def envoy_bootstrap(upstream_port: int, http_filters: list[dict[str, Any]]) -> d
     }
 
 
-def module_filters(issuer) -> list[dict[str, Any]]:
+def module_filters(issuer, config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    config = module_filter_config(issuer) if config is None else config
     return [{
         "name": "envoy.filters.http.dynamic_modules",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
             "dynamic_module_config": {"name": "mcp_policy", "do_not_close": True, "metrics_namespace": "mcp_policy"},
             "filter_name": "mcp_policy",
-            "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(module_filter_config(issuer))},
+            "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": json.dumps(config)},
         },
     }]
 
@@ -192,3 +203,52 @@ def native_filters(issuer) -> list[dict[str, Any]]:
         },
     }
     return [jwt_authn, mcp, deny, allow]
+
+
+# ------------------------------------------------------------------------------------------
+# Virtual server (docs/virtual-server.md): one endpoint over three backends
+# ------------------------------------------------------------------------------------------
+
+# The backends, in order; the last is the one `--vs-slow-us` slows down. Each is its own
+# responder process and its own Envoy cluster; its names are exposed as `<name>__<tool>`.
+VS_BACKENDS = ["b1", "b2", "b3"]
+VS_NAME = "vs"
+VS_PATH = "/vs/mcp"
+
+
+def vserver_filter_config(issuer, tools: int) -> dict[str, Any]:
+    """The `module` arm's config (same identity, same POLICY, `bench` for the single-server
+    routes) plus one virtual server over VS_BACKENDS, each listing `tools` tools. No session
+    key is reused between runs: 32 random bytes, base64, as the config asks."""
+    cfg = module_filter_config(issuer)
+    cfg["virtual_servers"] = {VS_NAME: {
+        "backends": [{"name": b, "cluster": b, "path": f"/mcp?tools={tools}"} for b in VS_BACKENDS],
+        "session_keys": [{"id": "bench", "key": base64.b64encode(os.urandom(32)).decode()}],
+    }}
+    return cfg
+
+
+def vs_bootstrap(upstream_port: int, backend_ports: dict[str, int], http_filters: list[dict[str, Any]],
+                 virtual: bool) -> dict[str, Any]:
+    """`envoy_bootstrap` plus a cluster and a single-server route `/<name>/mcp` per backend (route
+    metadata: server `bench`, as on `/`), and with `virtual` the virtual server on VS_PATH and
+    its dispatch route, shaped by the integration harness's own helper."""
+    import harness  # integration/harness.py, on sys.path in run.py and profile.py
+
+    b = envoy_bootstrap(upstream_port, http_filters)
+    hcm = b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    template = b["static_resources"]["clusters"][0]
+    for name, port in backend_ports.items():
+        c = copy.deepcopy(template)
+        c["name"] = c["load_assignment"]["cluster_name"] = name
+        c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] = port
+        b["static_resources"]["clusters"].append(c)
+    routes[0:0] = [{
+        "match": {"path": f"/{name}/mcp"},
+        "metadata": {"filter_metadata": {"mcp_policy": {"server": SERVER}}},
+        "route": {"cluster": name, "timeout": "0s"},
+    } for name in backend_ports]
+    if virtual:
+        harness.add_virtual_server_routes(b, VS_NAME, VS_PATH, VS_BACKENDS[0])
+    return b

@@ -1,13 +1,18 @@
 """`make bench-profile`: where the module's time goes, in instructions (callgrind).
 
 Runs Envoy (--concurrency 1) under `valgrind --tool=callgrind` for the arms given (default:
-envoy, native, module), warms each up, zeroes the counters, sends a bounded number of requests of
+envoy, native, module, vs_envoy, vserver), warms each up, zeroes the counters, sends a bounded number of requests of
 one workload with oha, dumps, and repeats per workload. Instruction counts do not depend on what
 else the machine is doing, so these figures are repeatable where the load figures are not.
 
 Writes bench/results/profile-<stamp>/: the raw callgrind files, `callgrind_annotate` output per
 arm and workload, and summary.json / summary.md (instructions per request per arm, the module's
 hooks inclusive, and the top functions of our own crates).
+
+The virtual-server arms (`vs_envoy`, `vserver`: bench/arms.py) run only the `vs_*` workloads
+(bench/run.py), the others only the rest; e.g. `--arms module,vs_envoy,vserver --workloads
+call_json,vs_call,vs_call_single` compares a tools/call dispatched by the virtual server with the
+module's single-server route, in the `module` arm's Envoy and in the virtual server's own.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import harness  # noqa: E402
 import run  # noqa: E402
 from issuer import Issuer  # noqa: E402
 
-PROFILE_WORKLOADS = ["call_json", "list_100", "denied"]
+PROFILE_WORKLOADS = ["call_json", "list_100", "denied", "vs_call", "vs_call_single", "vs_list", "vs_list_slowest"]
 
 
 def start_envoy_under_callgrind(name: str, bootstrap: dict, log_dir: Path, out_prefix: Path) -> tuple[harness.Proc, str, str]:
@@ -93,25 +98,27 @@ def parse_annotate(text: str) -> list[tuple[int, str]]:
 
 HOOK = re.compile(r"exports\.rs:(envoy_dynamic_module_on_http_filter_\w+) \[.*libmcp_policy")
 CALLBACK = re.compile(r"\?\?\?:(envoy_dynamic_module_callback_\w+) ")
-OURS = re.compile(r"^(?:/work/main/)?((?:core|filter)/src/[\w/]+\.rs):(\S+) \[.*libmcp_policy")
+OURS = re.compile(r"^(?:/\S*?/)?((?:core|filter)/src/[\w/]+\.rs):(\S+) \[.*libmcp_policy")
 
 
 def summarize(out_dir: Path) -> None:
     """Per arm and workload: instructions per request, the module's hooks (inclusive), the Envoy
     callbacks it makes (inclusive), and our own functions (inclusive), from the annotate files."""
     summary = json.loads((out_dir / "summary.json").read_text())
-    base = summary["arms"].get("envoy", {})
+    base = {**summary["arms"].get("envoy", {}), **summary["arms"].get("vs_envoy", {})}
     lines = [f"# Callgrind profile ({summary['requests']} requests per workload, {summary['concurrency']} connections, "
              "Envoy --concurrency 1)", "", "Instructions (Ir) per request, whole Envoy process, after warm-up.", "",
              "| arm | workload | Ir/request | added over Envoy alone |", "|---|---|---:|---:|"]
     for arm, wls in summary["arms"].items():
         for wl, r in wls.items():
             b = base.get(wl, {}).get("ir_per_request")
-            added = f"{r['ir_per_request'] - b:,.0f}" if b and arm != "envoy" else "–"
+            added = f"{r['ir_per_request'] - b:,.0f}" if b and arm not in ("envoy", "vs_envoy") else "–"
             lines.append(f"| {arm} | {wl} | {r['ir_per_request']:,.0f} | {added} |")
-    for wl, r in summary["arms"].get("module", {}).items():
+    lines += vs_lines(summary)
+    hooked = [(arm, wl, r) for arm in ("module", "vserver") for wl, r in summary["arms"].get(arm, {}).items()]
+    for arm, wl, r in hooked:
         n = r["requests"]
-        text = (out_dir / f"annotate.module.{wl}.inclusive.txt").read_text()
+        text = (out_dir / f"annotate.{arm}.{wl}.inclusive.txt").read_text()
         hooks, cbs, ours = {}, {}, {}
         for ir, fn in parse_annotate(text):
             if m := HOOK.search(fn):
@@ -123,18 +130,43 @@ def summarize(out_dir: Path) -> None:
                 ours[key] = max(ours.get(key, 0), ir / n)
         r["hooks_ir_per_request"], r["callbacks_ir_per_request"] = hooks, cbs
         r["ours_inclusive_top"] = sorted(ours.items(), key=lambda kv: -kv[1])[:20]
-        lines += ["", f"## module, {wl}: where the hooks' instructions go (inclusive, per request)", "",
+        lines += ["", f"## {arm}, {wl}: where the hooks' instructions go (inclusive, per request)", "",
                   "| hook / callback / function | Ir/request |", "|---|---:|"]
         lines += [f"| hook `{k}` | {v:,.0f} |" for k, v in sorted(hooks.items(), key=lambda kv: -kv[1]) if v >= 50]
         lines += [f"| Envoy callback `{k}` | {v:,.0f} |" for k, v in sorted(cbs.items(), key=lambda kv: -kv[1]) if v >= 50]
         lines += [f"| `{k}` | {v:,.0f} |" for k, v in r["ours_inclusive_top"] if v >= 500]
-        lines += callee_tree(out_dir / f"callgrind.module.{wl}.out", n, r)
+        lines += callee_tree(out_dir / f"callgrind.{arm}.{wl}.out", n, r)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
 
 TREE_OF = ["McpFilter::on_request_headers", "McpFilter::on_request_body", "McpFilter::judge_message",
-           "McpFilter::on_response_body", "McpFilter::rewrite_one", "rewrite::rewrite_list"]
+           "McpFilter::on_response_body", "McpFilter::rewrite_one", "rewrite::rewrite_list",
+           "McpFilter::judge_virtual", "McpFilter::dispatch", "McpFilter::fan_out", "McpFilter::on_callout_done",
+           "McpFilter::finish_fan_out"]
+
+
+def vs_lines(summary: dict) -> list[str]:
+    """The virtual server's added instructions: a dispatched tools/call against the module's
+    single-server route (in the `module` arm's Envoy and in the virtual server's own), a merged
+    list against the slowest backend alone."""
+    a = summary["arms"]
+    ir = lambda arm, wl: a.get(arm, {}).get(wl, {}).get("ir_per_request")  # noqa: E731
+    rows = [
+        ("tools/call through the virtual server − `module` arm `call_json`", ir("vserver", "vs_call"), ir("module", "call_json")),
+        ("tools/call through the virtual server − its single-server route (`vs_call_single`)",
+         ir("vserver", "vs_call"), ir("vserver", "vs_call_single")),
+        ("tools/list over three backends − the slowest backend alone, module route (`vs_list_slowest`)",
+         ir("vserver", "vs_list"), ir("vserver", "vs_list_slowest")),
+        ("tools/list over three backends − the slowest backend alone, Envoy alone", ir("vserver", "vs_list"),
+         ir("vs_envoy", "vs_list_slowest")),
+    ]
+    rows = [(label, x, y) for label, x, y in rows if x and y]
+    if not rows:
+        return []
+    out = ["", "## Virtual server: added instructions per request", "", "| comparison | Ir/request | ratio |", "|---|---:|---:|"]
+    out += [f"| {label} | {x - y:+,.0f} | ×{x / y:.2f} |" for label, x, y in rows]
+    return out
 
 
 def callee_tree(dump: Path, n: int, r: dict) -> list[str]:
@@ -171,11 +203,15 @@ def callee_tree(dump: Path, n: int, r: dict) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arms", default="envoy,native,module")
+    ap.add_argument("--arms", default="envoy,native,module,vs_envoy,vserver")
     ap.add_argument("--workloads", default=",".join(PROFILE_WORKLOADS))
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--summarize", type=Path, help="only re-read the annotate files of an earlier profile directory")
+    ap.add_argument("--vs-tools", type=int, default=10, choices=[1, 10, 100, 1000],
+                    help="tools each virtual-server backend lists")
+    ap.add_argument("--vs-slow-us", type=int, default=0,
+                    help="µs the slowest virtual-server backend holds each answer (instruction counts do not depend on it)")
     args = ap.parse_args()
     if args.summarize:
         summarize(args.summarize)
@@ -194,18 +230,35 @@ def main() -> int:
     responder = harness.Proc("responder", ["taskset", "-c", run.CLIENT_CPU, str(run.RESPONDER), str(port)], log_dir)
     harness.wait_until("responder", lambda: "listening" in responder.log_path.read_text(), proc=responder)
     summary: dict = {"requests": args.requests, "concurrency": args.concurrency, "arms": {}}
+    arm_names = [a for a in args.arms.split(",") if a]
+    run.WORKLOADS.update(run.vs_workloads(args.vs_tools))
+    backends = run.start_vs_backends(args.vs_slow_us, log_dir) if any(a in run.VS_ARMS for a in arm_names) else {}
+    if backends:
+        summary["vs"] = {"tools_per_backend": args.vs_tools, "slow_us": args.vs_slow_us}
     try:
-        for arm in args.arms.split(","):
-            filters = {"envoy": [], "native": arms.native_filters(issuer), "module": arms.module_filters(issuer)}[arm]
+        for arm in arm_names:
+            if arm in run.VS_ARMS:
+                ports = {n: p for n, (p, _, _) in backends.items()}
+                boot = arms.vs_bootstrap(port, ports, run.vs_filters(arm, issuer, args.vs_tools), virtual=arm == "vserver")
+            else:
+                filters = {"envoy": [], "native": arms.native_filters(issuer), "module": arms.module_filters(issuer)}[arm]
+                boot = arms.envoy_bootstrap(port, filters)
             prefix = out_dir / f"callgrind.{arm}"
-            proc, admin, url = start_envoy_under_callgrind(f"envoy-{arm}", arms.envoy_bootstrap(port, filters), log_dir, prefix)
+            proc, admin, url = start_envoy_under_callgrind(f"envoy-{arm}", boot, log_dir, prefix)
             pid = proc.popen.pid
             # taskset execs valgrind, which execs nothing: the valgrind process is the pid.
             res = {}
             try:
                 for wl_name in args.workloads.split(","):
-                    who, body, q = run.WORKLOADS[wl_name]["streams"][0]
-                    target_url = f"{url}?{q}" if q else url
+                    wl = run.WORKLOADS[wl_name]
+                    if wl.get("vs", False) != (arm in run.VS_ARMS) or (arm == "vs_envoy" and wl_name in run.VS_ONLY):
+                        continue
+                    who, body, q = wl["streams"][0]
+                    target = run.Target(arm, url, {}, [], None)
+                    target_url = target.url(q, wl.get("path"))
+                    chk = run.check(target, wl_name, wl, tokens)  # the answer we mean to count
+                    if not chk["ok"]:
+                        raise SystemExit(f"{arm} {wl_name}: unexpected answer {json.dumps(chk['streams'])}")
                     hdrs = {"content-type": "application/json", "accept": "application/json, text/event-stream",
                             "authorization": f"Bearer {tokens[who]}"}
                     oha_n(target_url, body, hdrs, 200, args.concurrency)  # warm: token cache, pools, lazy init
@@ -229,6 +282,8 @@ def main() -> int:
                     leftover.unlink()
             summary["arms"][arm] = res
     finally:
+        for _, _, p in backends.values():
+            p.stop()
         responder.stop()
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     summarize(out_dir)

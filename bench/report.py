@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-ARM_ORDER = ["upstream", "envoy", "native", "module", "litellm", "contextforge"]
+ARM_ORDER = ["upstream", "envoy", "native", "module", "litellm", "contextforge", "vs_envoy", "vserver"]
 ARM_LABEL = {
     "upstream": "upstream direct",
     "envoy": "Envoy alone",
@@ -14,11 +14,14 @@ ARM_LABEL = {
     "module": "Envoy + mcp_policy module",
     "litellm": "LiteLLM proxy (MCP gateway)",
     "contextforge": "ContextForge gateway",
+    "vs_envoy": "Envoy alone, 3 backends",
+    "vserver": "Envoy + module, virtual server",
 }
 
 
 SHORT_LABEL = {"upstream": "upstream", "envoy": "Envoy", "native": "Envoy+MCP+RBAC", "module": "Envoy+module",
-               "litellm": "LiteLLM", "contextforge": "ContextForge"}
+               "litellm": "LiteLLM", "contextforge": "ContextForge", "vs_envoy": "Envoy (3 backends)",
+               "vserver": "Envoy+module (vserver)"}
 
 
 def _get(results: dict[str, Any], arm: str, wl: str) -> dict[str, Any] | None:
@@ -68,7 +71,37 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
                 if cp:
                     r[f"module_rps_per_cpu_over_{py}"] = cp / cm
         out[wl] = r
+    vs = vs_ratios(results)
+    if vs:
+        out["virtual_server"] = vs
     return out
+
+
+def _lat(w: dict[str, Any] | None, pct: str) -> float | None:
+    return None if not w else w["latency"]["latency_us"][pct]
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def vs_ratios(results: dict[str, Any]) -> dict[str, Any]:
+    """Virtual server: tools/list over three backends against the slowest backend alone (Envoy
+    alone, and the module's single-server route), tools/call dispatched against the same call
+    on the single-server route (same Envoy) and through Envoy alone."""
+    vl, vc = _get(results, "vserver", "vs_list"), _get(results, "vserver", "vs_call")
+    slow_env, slow_mod = _get(results, "vs_envoy", "vs_list_slowest"), _get(results, "vserver", "vs_list_slowest")
+    one_env, one_mod = _get(results, "vs_envoy", "vs_call_single"), _get(results, "vserver", "vs_call_single")
+    r: dict[str, Any] = {}
+    for pct in ("p50", "p99"):
+        r[f"list_added_{pct}_us_over_envoy_slowest"] = _minus(_lat(vl, pct), _lat(slow_env, pct))
+        r[f"list_added_{pct}_us_over_module_slowest"] = _minus(_lat(vl, pct), _lat(slow_mod, pct))
+        r[f"call_added_{pct}_us_over_single_route"] = _minus(_lat(vc, pct), _lat(one_mod, pct))
+    us = lambda w: None if _cpu10k(w) is None else _cpu10k(w) / 1e4 * 1e6  # noqa: E731
+    r["call_added_cpu_us_over_single_route"] = _minus(us(vc), us(one_mod))
+    r["call_added_cpu_us_over_envoy"] = _minus(us(vc), us(one_env))
+    r["list_added_cpu_us_over_module_slowest"] = _minus(us(vl), us(slow_mod))
+    return {k: v for k, v in r.items() if v is not None}
 
 
 GOALS = [
@@ -133,7 +166,13 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {label} | {wl} | {_fmt(v, '.2f')} | {'–' if met is None else ('yes' if met else 'no')} |")
     lines += ["", "## Ratios per workload", "", "| workload | " + " | ".join(RATIO_COLS) + " |", "|---|" + "---:|" * len(RATIO_COLS)]
     for wl, rr in r.items():
-        lines.append(f"| {wl} | " + " | ".join(_fmt(rr.get(c), ".2f") for c in RATIO_COLS) + " |")
+        if wl != "virtual_server":
+            lines.append(f"| {wl} | " + " | ".join(_fmt(rr.get(c), ".2f") for c in RATIO_COLS) + " |")
+    if r.get("virtual_server"):
+        lines += ["", "## Virtual server (three backends; b3 answers "
+                  f"{s.get('vs_slow_us', '?')} µs later; {s.get('vs_tools_per_backend', '?')} tools each)", "",
+                  "| measure | µs |", "|---|---:|"]
+        lines += [f"| {k} | {_fmt(v, '.1f')} |" for k, v in r["virtual_server"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -153,7 +192,8 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     except ImportError:
         return False
     arms_present = [a for a in ARM_ORDER if results["arms"].get(a, {}).get("workloads")]
-    workloads = [wl for wl in ["call_json", "call_sse", "call_json_h2", "list_10", "list_100", "list_1000", "denied", "mixed"]
+    workloads = [wl for wl in ["call_json", "call_sse", "call_json_h2", "list_10", "list_100", "list_1000", "denied", "mixed",
+                               "vs_list", "vs_list_slowest", "vs_call", "vs_call_single"]
                  if any(wl in results["arms"][a]["workloads"] for a in arms_present)]
     fig, axes = plt.subplots(len(workloads), 1, figsize=(10, 2.4 * len(workloads)), squeeze=False)
     for ax, wl in zip(axes[:, 0], workloads):

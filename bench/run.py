@@ -13,6 +13,12 @@ results.json, results.md and latency.png, and copies them to bench/results/lates
 
 Pinning on a 2-core machine: the gateway (Envoy --concurrency 1, or one Python worker) on CPU 1;
 the responder and oha on CPU 0.
+
+Virtual-server arms (`vs_envoy`, `vserver`) run only the `vs_*` workloads, the other arms only
+the others. They add three responder processes (the backends b1, b2, b3; b3 answers
+`--vs-slow-us` later), and compare `tools/list` through the virtual server with the same request
+to the slowest backend alone, and `tools/call` dispatched by the virtual server with the same
+call on the single-server route.
 """
 
 from __future__ import annotations
@@ -72,6 +78,8 @@ ECHO = rpc("tools/call", {"name": "echo", "arguments": {"text": "hello"}})
 DELETE = rpc("tools/call", {"name": "delete_item_5", "arguments": {"text": "x"}})
 CREATE_ACME = rpc("tools/call", {"name": "create_item_3", "arguments": {"text": "x", "repo": "acme/web"}})
 LIST = rpc("tools/list", {})
+# Through the virtual server: the name it exposes for backend b1's `echo`.
+VS_ECHO = rpc("tools/call", {"name": f"{arms.VS_BACKENDS[0]}__echo", "arguments": {"text": "hello"}})
 
 
 def visible_tools(who: str, n: int) -> int:
@@ -105,6 +113,30 @@ WORKLOADS: dict[str, dict[str, Any]] = {
         "kind": "mixed",
     },
 }
+
+
+def vs_workloads(tools: int) -> dict[str, dict[str, Any]]:
+    """The virtual-server workloads (`"vs": True`, with the URL path they go to), each backend
+    listing `tools` tools. `visible`: how many tools bob gets through the `vserver` arm."""
+    one, slowest = arms.VS_BACKENDS[0], arms.VS_BACKENDS[-1]
+    per = visible_tools("bob", tools)
+    return {
+        # tools/list fanned out to the three backends, merged, filtered per principal.
+        "vs_list": {"streams": [("bob", LIST, "")], "kind": "list", "vs": True, "path": arms.VS_PATH,
+                    "visible": per * len(arms.VS_BACKENDS)},
+        # The same list from the slowest backend alone, on its single-server route.
+        "vs_list_slowest": {"streams": [("bob", LIST, f"tools={tools}")], "kind": "list", "vs": True,
+                            "path": f"/{slowest}/mcp", "visible": per, "all": tools},
+        # tools/call dispatched by the virtual server to backend b1.
+        "vs_call": {"streams": [("bob", VS_ECHO, "")], "kind": "call", "vs": True, "path": arms.VS_PATH},
+        # The same call on b1's single-server route.
+        "vs_call_single": {"streams": [("bob", ECHO, "")], "kind": "call", "vs": True, "path": f"/{one}/mcp"},
+    }
+
+
+VS_ARMS = ("vs_envoy", "vserver")
+VS_ONLY = {"vs_list", "vs_call"}  # need the virtual server: not on `vs_envoy`
+WORKLOADS.update(vs_workloads(10))
 
 
 # ------------------------------------------------------------------------------------------
@@ -164,12 +196,17 @@ def run_oha(url: str, body: str, headers: dict[str, str], concurrency: int, dura
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def cpu_ns_of(pids: int | list[int]) -> int:
+    return sum(cpu_ns(p) for p in (pids if isinstance(pids, list) else [pids]))
+
+
 def load_phase(target: "Target", wl: dict[str, Any], tokens: dict[str, str], concurrency: int, duration: float) -> dict[str, Any]:
     streams = wl["streams"]
     per = max(1, concurrency // len(streams))
-    cpu0 = {name: cpu_ns(pid) for name, pid in target.pids.items()}
+    cpu0 = {name: cpu_ns_of(pid) for name, pid in target.pids.items()}
     t0 = time.monotonic()
-    procs = [run_oha(target.url(q), target.body(body), target.headers(tokens[who]), per, duration, wl.get("http2", False))
+    procs = [run_oha(target.url(q, wl.get("path")), target.body(body), target.headers(tokens[who]), per, duration,
+                     wl.get("http2", False))
              for who, body, q in streams]
     outs = []
     for p in procs:
@@ -178,7 +215,7 @@ def load_phase(target: "Target", wl: dict[str, Any], tokens: dict[str, str], con
             raise RuntimeError(f"oha failed ({p.returncode}): {err[-2000:]}")
         outs.append(json.loads(out))
     wall = time.monotonic() - t0
-    cpu1 = {name: cpu_ns(pid) for name, pid in target.pids.items()}
+    cpu1 = {name: cpu_ns_of(pid) for name, pid in target.pids.items()}
     return merge_oha(outs, {k: cpu1[k] - cpu0[k] for k in cpu0}, wall)
 
 
@@ -219,15 +256,21 @@ def merge_oha(outs: list[dict[str, Any]], cpu_delta_ns: dict[str, int], wall: fl
 class Target:
     """A running arm: where to send requests and which processes to measure."""
 
-    def __init__(self, name: str, base: str, pids: dict[str, int], procs: list[harness.Proc], gateway_pid: int | None):
+    def __init__(self, name: str, base: str, pids: dict[str, int | list[int]], procs: list[harness.Proc],
+                 gateway_pid: int | None):
         self.name, self.base, self.pids, self.procs, self.gateway_pid = name, base, pids, procs, gateway_pid
         self.auth: dict[str, str] | None = None  # a gateway with its own credential (Python arms)
         self.tool_name = lambda name: name  # how the gateway names the responder's tools
         self.supported: set[str] | None = None  # workloads this arm can run (None: all)
         self.use_query = True  # the responder's ?tools=/?sse= reach it through this arm
 
-    def url(self, query: str) -> str:
-        return f"{self.base}?{query}" if query and self.use_query else self.base
+    def url(self, query: str, path: str | None = None) -> str:
+        """`path`: another route on the same listener (the virtual-server workloads)."""
+        base = self.base
+        if path is not None:
+            scheme, _, hostport, _ = self.base.split("/", 3)
+            base = f"{scheme}//{hostport}{path}"
+        return f"{base}?{query}" if query and self.use_query else base
 
     def headers(self, token: str) -> dict[str, str]:
         h = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
@@ -252,7 +295,7 @@ def check(target: Target, wl_name: str, wl: dict[str, Any], tokens: dict[str, st
     results = []
     for who, body, q in wl["streams"]:
         with httpx.Client(http2=False, timeout=30) as c:
-            r = c.post(target.url(q), content=target.body(body), headers=target.headers(tokens[who]))
+            r = c.post(target.url(q, wl.get("path")), content=target.body(body), headers=target.headers(tokens[who]))
         text = r.text
         if r.headers.get("content-type", "").startswith("text/event-stream"):
             data = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]
@@ -279,7 +322,11 @@ def check(target: Target, wl_name: str, wl: dict[str, Any], tokens: dict[str, st
 
 def expectation_met(arm: str, wl: dict[str, Any], who: str, info: dict[str, Any]) -> bool:
     denied = who == "carol"
-    if arm in ("upstream", "envoy"):
+    if arm == "vs_envoy" and "tools" in info:  # Envoy alone: the backend's whole list
+        return info["status"] == 200 and info["tools"] == wl["all"]
+    if arm == "vserver" and "tools" in info:  # merged over the backends, filtered per principal
+        return info["status"] == 200 and info["tools"] == wl["visible"]
+    if arm in ("upstream", "envoy", "vs_envoy"):
         return info["status"] == 200 and "jsonrpc_error" not in info
     if arm in ("litellm", "contextforge"):  # their refusals are tool results with isError
         return info["status"] == 200 and info.get("tool_error", False) == denied
@@ -297,17 +344,22 @@ def expectation_met(arm: str, wl: dict[str, Any], who: str, info: dict[str, Any]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arms", default="upstream,envoy,native,module,litellm,contextforge")
+    ap.add_argument("--arms", default="upstream,envoy,native,module,litellm,contextforge,vs_envoy,vserver")
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per throughput phase")
     ap.add_argument("--latency-duration", type=float, default=None, help="seconds per latency phase (default: = duration)")
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--quick", action="store_true", help="2 s phases: check the harness, not the numbers")
+    ap.add_argument("--vs-tools", type=int, default=10, choices=[1, 10, 100, 1000],
+                    help="tools each virtual-server backend lists (vs_* workloads)")
+    ap.add_argument("--vs-slow-us", type=int, default=1000,
+                    help="µs the slowest virtual-server backend (b3) holds each answer; b1 and b2 answer at once")
     ap.add_argument("--out", type=Path, default=BENCH / "results")
     args = ap.parse_args()
     if args.quick:
         args.duration = 2.0
     lat_duration = args.latency_duration or args.duration
+    WORKLOADS.update(vs_workloads(args.vs_tools))
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = args.out / stamp
@@ -325,6 +377,8 @@ def main() -> int:
     responder = harness.Proc("responder", ["taskset", "-c", CLIENT_CPU, str(RESPONDER), str(port)], log_dir)
     harness.wait_until("responder", lambda: "listening" in responder.log_path.read_text(), proc=responder)
     up_url = f"http://127.0.0.1:{port}/mcp"
+    arm_names = [a for a in args.arms.split(",") if a]
+    backends = start_vs_backends(args.vs_slow_us, log_dir) if any(a in VS_ARMS for a in arm_names) else {}
 
     machine = {
         "cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_at_start": os.getloadavg(),
@@ -334,14 +388,16 @@ def main() -> int:
         "started": stamp, "machine": machine,
         "settings": {"duration_s": args.duration, "latency_duration_s": lat_duration, "concurrency": args.concurrency,
                      "envoy_concurrency": 1, "gateway_cpu": GATEWAY_CPU, "client_and_responder_cpu": CLIENT_CPU,
+                     "vs_tools_per_backend": args.vs_tools, "vs_slow_us": args.vs_slow_us,
+                     "vs_backends": {n: d for n, (_, d, _) in backends.items()},
                      "oha": subprocess.run([oha_binary(), "--version"], capture_output=True, text=True).stdout.strip()},
         "arms": {},
     }
     workloads = [w for w in args.workloads.split(",") if w]
     try:
-        for arm in [a for a in args.arms.split(",") if a]:
+        for arm in arm_names:
             print(f"== arm {arm}", flush=True)
-            target, skip = start_arm(arm, port, up_url, issuer, log_dir)
+            target, skip = start_arm(arm, port, up_url, issuer, log_dir, backends, args.vs_tools)
             if target is None:
                 results["arms"][arm] = {"skipped": skip}
                 print(f"   skipped: {skip}", flush=True)
@@ -351,6 +407,8 @@ def main() -> int:
                 for wl_name in workloads:
                     wl = WORKLOADS[wl_name]
                     if target.supported is not None and wl_name not in target.supported:
+                        continue
+                    if wl.get("vs", False) != (arm in VS_ARMS) or (arm == "vs_envoy" and wl_name in VS_ONLY):
                         continue
                     chk = check(target, wl_name, wl, tokens)
                     thr = load_phase(target, wl, tokens, args.concurrency, args.duration)
@@ -366,6 +424,8 @@ def main() -> int:
                     p.stop()
             results["arms"][arm] = arm_res
     finally:
+        for _, _, proc in backends.values():
+            proc.stop()
         responder.stop()
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     report.write(results, out_dir)
@@ -375,7 +435,33 @@ def main() -> int:
     return 0
 
 
-def start_arm(arm: str, port: int, up_url: str, issuer: Issuer, log_dir: Path) -> tuple[Target | None, str | None]:
+def start_vs_backends(slow_us: int, log_dir: Path) -> dict[str, tuple[int, int, harness.Proc]]:
+    """The virtual server's backends: one responder process each, on the client's CPU like the
+    main one; the last answers `slow_us` later. {name: (port, delay µs, process)}."""
+    out: dict[str, tuple[int, int, harness.Proc]] = {}
+    for i, name in enumerate(arms.VS_BACKENDS):
+        delay = slow_us if i == len(arms.VS_BACKENDS) - 1 else 0
+        port = harness.free_port()
+        proc = harness.Proc(f"responder-{name}", ["taskset", "-c", CLIENT_CPU, str(RESPONDER), "--delay-us", str(delay), str(port)],
+                            log_dir)
+        out[name] = (port, delay, proc)
+        harness.wait_until(f"responder {name}", lambda: "listening" in proc.log_path.read_text(), proc=proc)
+    return out
+
+
+def vs_filters(arm: str, issuer: Issuer, tools: int) -> list[dict[str, Any]]:
+    return [] if arm == "vs_envoy" else arms.module_filters(issuer, arms.vserver_filter_config(issuer, tools))
+
+
+def start_arm(arm: str, port: int, up_url: str, issuer: Issuer, log_dir: Path,
+              backends: dict[str, tuple[int, int, harness.Proc]], vs_tools: int) -> tuple[Target | None, str | None]:
+    if arm in VS_ARMS:
+        ports = {n: p for n, (p, _, _) in backends.items()}
+        boot = arms.vs_bootstrap(port, ports, vs_filters(arm, issuer, vs_tools), virtual=arm == "vserver")
+        env = harness.Envoy(boot, log_dir, name=f"envoy-{arm}", concurrency=1)
+        pin(env.popen.pid, GATEWAY_CPU)
+        pids: dict[str, int | list[int]] = {"gateway": env.popen.pid, "responder": [_responder_pid(p) for p in ports.values()]}
+        return Target(arm, env.url(path="/mcp"), pids, [env], env.popen.pid), None
     if arm == "upstream":
         return Target(arm, up_url, {"responder": _responder_pid(port)}, [], None), None
     if arm in ("envoy", "native", "module"):

@@ -7,11 +7,18 @@
 //! upstream is never what the benchmark measures.
 //!
 //! Query parameters: `tools=N` (tools/list size, default 100), `sse=1` (SSE response).
-//! Usage: `mcp-bench-responder [PORT]` (0 = OS-assigned); prints `listening on 127.0.0.1:PORT`.
+//! Usage: `mcp-bench-responder [--delay-us N] [PORT]` (0 = OS-assigned); prints
+//! `listening on 127.0.0.1:PORT`.
+//!
+//! `--delay-us N` holds every answer for N µs before sending it: a slower backend, for the
+//! virtual-server arms (one fan-out waits for its slowest backend). The wait is a thread sleep
+//! on tokio's blocking pool (tokio's own timer has millisecond granularity), so the runtime keeps
+//! serving other requests meanwhile; Linux timer slack adds ≈50 µs to each wait.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -84,7 +91,17 @@ fn reply(status: StatusCode, ctype: &'static str, body: Vec<u8>) -> Response<Ful
     r
 }
 
-async fn handle(canned: &'static Canned, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+type Answer = Result<Response<Full<Bytes>>, Infallible>;
+
+async fn handle(canned: &'static Canned, delay: Duration, req: Request<Incoming>) -> Answer {
+    let r = answer(canned, req).await;
+    if !delay.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+    }
+    r
+}
+
+async fn answer(canned: &'static Canned, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let query = req.uri().query().unwrap_or("").to_owned();
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -127,7 +144,21 @@ async fn handle(canned: &'static Canned, req: Request<Incoming>) -> Result<Respo
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let mut port: u16 = 0;
+    let mut delay = Duration::ZERO;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let bad = |what: &str| {
+            let usage = format!("usage: mcp-bench-responder [--delay-us N] [PORT] ({what})");
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, usage)
+        };
+        if a == "--delay-us" {
+            let us: u64 = args.next().and_then(|v| v.parse().ok()).ok_or_else(|| bad("--delay-us takes µs"))?;
+            delay = Duration::from_micros(us);
+        } else {
+            port = a.parse().map_err(|_| bad("PORT must be a number"))?;
+        }
+    }
     let canned: &'static Canned = Box::leak(Box::new(Canned::new()));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on {}", listener.local_addr()?);
@@ -136,7 +167,7 @@ async fn main() -> std::io::Result<()> {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         tokio::task::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(canned, req));
+            let svc = hyper::service::service_fn(move |req| handle(canned, delay, req));
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
