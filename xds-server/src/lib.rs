@@ -5,6 +5,9 @@
 //!   validated [`source::Model`], or every problem with file, field and reason. The filter
 //!   config is validated by `mcp_policy_core::config::FilterConfig::from_json`, the function
 //!   the Envoy module itself runs.
+//! - [`virtual_server`]: `virtual_servers/NAME.yaml` (and its `keys/` file) → routes, backends
+//!   and the module's `virtual_servers` section, checked by the module's own code.
+//!   [`position`]: where a field sits in a YAML or JSON file, for messages.
 //! - [`snapshot`]: model → per-node-group snapshots of Envoy resources (LDS, RDS, CDS, EDS,
 //!   and the module's config over ECDS), consistency-checked, with content-hash versions
 //!   ([`version`]).
