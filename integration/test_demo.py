@@ -60,7 +60,7 @@ def test_fresh_clone_make_run_and_every_printed_command_works(tmp_path):
         banner = out.read_text()
         block = banner.split("Try next", 1)[1].split("\n", 1)[1].split("\nCtrl-C", 1)[0]
         lines = [line.strip() for line in block.splitlines() if line.strip()]
-        assert len(lines) == 11, banner
+        assert len(lines) == 10, banner
         results = run_as_printed(lines, clone)
         outputs = [o for _, o in results]
 

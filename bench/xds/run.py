@@ -419,8 +419,9 @@ def markdown(r: dict[str, Any]) -> str:
             lines.append(f"| {p['envoys']} | {ms(a['median'])} / {ms(a['max'])} | {ms(b['median'])} / {ms(b['max'])} | {ms(c['p50'])} / {ms(c['p99'])} / {ms(c['max'])} |")
         lines += [
             "",
-            "\"applied\" is the server's `config.applied_at` (ms resolution): detecting the change takes one to two poll",
-            "intervals (a change is applied once two polls agree). \"ACKed\" is seen on `/status`, polled every 10 ms.",
+            "\"applied\" is the server's `config.applied_at` (ms resolution): a file-system event, 20 ms of quiet, a read",
+            "and a confirming read 20 ms later (a change is applied once two reads agree; without events, one to two poll",
+            "intervals). \"ACKed\" is seen on `/status`, polled every 10 ms. p50/p99 are nearest-rank.",
             "",
         ]
     if r.get("scale"):
