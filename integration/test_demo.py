@@ -95,5 +95,11 @@ def test_fresh_clone_make_run_and_every_printed_command_works(tmp_path):
                 assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served after Ctrl-C"
     finally:
         if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGKILL)
-            demo.wait()
+            # Ctrl-C first: the demo stops its servers and Envoy (each in its own process group,
+            # which a kill of the demo's group would leave running).
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(demo.pid, signal.SIGKILL)
+                demo.wait()
