@@ -286,7 +286,13 @@ impl Expect {
     /// client the spec's 404 (initialize again); a backend that is down or answers something
     /// unreadable gives a JSON-RPC error naming it with HTTP 200 (an HTTP 5xx would end the
     /// client's session). `None`: read the answer as usual.
-    fn start_dispatched(&self, tag: &Tag, status: u16, content_type: Option<&[u8]>, end_of_stream: bool) -> Option<Start> {
+    fn start_dispatched(
+        &self,
+        tag: &Tag,
+        status: u16,
+        content_type: Option<&[u8]>,
+        end_of_stream: bool,
+    ) -> Option<Start> {
         if self.pending.is_empty() {
             // A client's answer to a server request: 202, nothing to read.
             return Some(Start::PassThrough);

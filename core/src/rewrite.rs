@@ -377,7 +377,11 @@ fn list<'a>(s: &mut Scanner<'a>, kind: Kind) -> Result<List<'a>, RewriteError> {
         let (name, name_at) = item(s, kind)?;
         let end = s.pos();
         let name_at = if name.is_some() { name_at } else { None };
-        items.push(Item { span: lead..end, name, name_at });
+        items.push(Item {
+            span: lead..end,
+            name,
+            name_at,
+        });
         s.skip_ws();
         match s.peek() {
             Some(b',') => {

@@ -76,7 +76,13 @@ pub trait Host {
     fn route_metadata(&self, key: &str) -> Option<&[u8]>;
     /// Start an HTTP callout (a request of the module's own) to `cluster`; its answer comes to
     /// `McpFilter::on_callout_done`. `Err` says why it could not start.
-    fn http_callout(&mut self, cluster: &str, headers: &[(&str, &[u8])], body: &[u8], timeout_ms: u64) -> Result<u64, &'static str>;
+    fn http_callout(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u64, &'static str>;
 }
 
 /// The dynamic-metadata namespace the module writes (`%DYNAMIC_METADATA(mcp_policy:...)%`).
@@ -436,7 +442,13 @@ impl Host for EnvoyHost {
         }
     }
 
-    fn http_callout(&mut self, cluster: &str, headers: &[(&str, &[u8])], body: &[u8], timeout_ms: u64) -> Result<u64, &'static str> {
+    fn http_callout(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+        timeout_ms: u64,
+    ) -> Result<u64, &'static str> {
         let hs: Vec<ModuleHeader> = headers
             .iter()
             .map(|(k, v)| ModuleHeader {

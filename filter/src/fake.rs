@@ -149,7 +149,13 @@ impl Host for FakeHost {
     fn attribute_bool(&self, _id: u32) -> Option<bool> {
         None
     }
-    fn http_callout(&mut self, cluster: &str, headers: &[(&str, &[u8])], body: &[u8], _timeout_ms: u64) -> Result<u64, &'static str> {
+    fn http_callout(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+        _timeout_ms: u64,
+    ) -> Result<u64, &'static str> {
         if cluster == "missing" {
             return Err("cluster not found");
         }

@@ -27,8 +27,8 @@ use mcp_policy_core::strict_json;
 use std::cell::RefCell;
 use std::sync::Arc;
 
-pub use mcp_policy_core::refusal::POLICY_DENIED;
 use mcp_policy_core::mcp::Method;
+pub use mcp_policy_core::refusal::POLICY_DENIED;
 
 mod vserver;
 

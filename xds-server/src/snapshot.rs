@@ -419,7 +419,10 @@ const ACCESS_LOG_FIELDS: [(&str, &str); 25] = [
     ("mcp_policy_version", "%DYNAMIC_METADATA(mcp_policy:policy_version)%"),
     ("mcp_virtual_server", "%DYNAMIC_METADATA(mcp_policy:virtual_server)%"),
     ("mcp_backend", "%DYNAMIC_METADATA(mcp_policy:backend)%"),
-    ("mcp_missing_backends", "%DYNAMIC_METADATA(mcp_policy:missing_backends)%"),
+    (
+        "mcp_missing_backends",
+        "%DYNAMIC_METADATA(mcp_policy:missing_backends)%",
+    ),
 ];
 
 fn build_listener(i: &ListenerInputs<'_>) -> Any {

@@ -381,7 +381,9 @@ mod dispatched {
         assert_eq!(v["id"], "a");
         assert_eq!(v["error"]["code"], -32031);
         assert!(v["error"]["message"].as_str().unwrap().contains("github"));
-        let Start::Replace { status, .. } = e.start(404, None, None, true) else { panic!() };
+        let Start::Replace { status, .. } = e.start(404, None, None, true) else {
+            panic!()
+        };
         assert_eq!(status, 404);
         // A client's answer to a server request: nothing comes back to read.
         let e = Expect::dispatched(None, "gh", "github");

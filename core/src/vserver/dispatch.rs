@@ -120,14 +120,21 @@ pub fn plan(vs: &VirtualServer, msg: &Message<'_>, resolve: Resolver<'_>) -> Pla
             return Plan::Refuse(
                 Refusal::new(
                     Why::InvalidRequest,
-                    format!("response id {} answers no request this virtual server sent", id.as_json()),
+                    format!(
+                        "response id {} answers no request this virtual server sent",
+                        id.as_json()
+                    ),
                 )
                 .id(Some(id.as_json())),
             );
         };
         let Some(b) = vs.by_prefix(&prefix) else {
             return Plan::Refuse(
-                Refusal::new(Why::InvalidRequest, format!("response id names no backend ({prefix:?})")).id(Some(id.as_json())),
+                Refusal::new(
+                    Why::InvalidRequest,
+                    format!("response id names no backend ({prefix:?})"),
+                )
+                .id(Some(id.as_json())),
             );
         };
         let mut out = Vec::with_capacity(64);
@@ -184,14 +191,21 @@ pub fn plan(vs: &VirtualServer, msg: &Message<'_>, resolve: Resolver<'_>) -> Pla
         Err(e) => return invalid(id, e),
     };
     let by_name = |exposed: &str| -> Result<(usize, String), String> {
-        let split = names::split(exposed).and_then(|(p, rest)| Some((vs.by_prefix(p).filter(|_| !p.is_empty())?, rest)));
+        let split =
+            names::split(exposed).and_then(|(p, rest)| Some((vs.by_prefix(p).filter(|_| !p.is_empty())?, rest)));
         let (b, rest) = match (split, vs.default_backend()) {
             (Some(found), _) => found,
             (None, Some(d)) => (d, exposed),
             (None, None) => {
                 return Err(match names::split(exposed) {
-                    Some((p, _)) => format!("{exposed:?}: no backend of virtual server {:?} has prefix {p:?}", vs.name),
-                    None => format!("{exposed:?} names no backend of virtual server {:?} (expected <prefix>__<name>)", vs.name),
+                    Some((p, _)) => format!(
+                        "{exposed:?}: no backend of virtual server {:?} has prefix {p:?}",
+                        vs.name
+                    ),
+                    None => format!(
+                        "{exposed:?} names no backend of virtual server {:?} (expected <prefix>__<name>)",
+                        vs.name
+                    ),
                 })
             }
         };
@@ -203,7 +217,8 @@ pub fn plan(vs: &VirtualServer, msg: &Message<'_>, resolve: Resolver<'_>) -> Pla
         Ok((b, original))
     };
     let by_uri = |exposed: &str| -> Result<(usize, String), String> {
-        let split = names::split_uri(exposed).and_then(|(p, uri)| Some((vs.by_prefix(p).filter(|_| !p.is_empty())?, uri)));
+        let split =
+            names::split_uri(exposed).and_then(|(p, uri)| Some((vs.by_prefix(p).filter(|_| !p.is_empty())?, uri)));
         match (split, vs.default_backend()) {
             (Some((b, uri)), _) => Ok((b, uri.to_owned())),
             (None, Some(d)) => Ok((d, exposed.to_owned())),
@@ -239,14 +254,22 @@ pub fn plan(vs: &VirtualServer, msg: &Message<'_>, resolve: Resolver<'_>) -> Pla
                     let (key, routed) = match kind.as_str() {
                         "ref/prompt" => ("name", string_member(&r, "name").map(|n| by_name(&n))),
                         "ref/resource" => ("uri", string_member(&r, "uri").map(|u| by_uri(&u))),
-                        other => ("", Some(Err(format!("params.ref.type {other:?} is not ref/prompt or ref/resource")))),
+                        other => (
+                            "",
+                            Some(Err(format!(
+                                "params.ref.type {other:?} is not ref/prompt or ref/resource"
+                            ))),
+                        ),
                     };
                     match routed {
                         None => Err(format!("params.ref.{key} must be a string")),
                         Some(Err(e)) => Err(e),
                         Some(Ok((b, orig))) => {
                             r.insert(key.into(), raw_string(&orig));
-                            match serde_json::to_string(&r).ok().and_then(|t| RawValue::from_string(t).ok()) {
+                            match serde_json::to_string(&r)
+                                .ok()
+                                .and_then(|t| RawValue::from_string(t).ok())
+                            {
                                 Some(raw) => {
                                     params.insert("ref".into(), raw);
                                     Ok((b, orig))

@@ -65,12 +65,28 @@ pub fn classify(reply: Result<Reply<'_>, String>, id_raw: &str, has_session: boo
         return Got::Expired;
     }
     if !(200..300).contains(&r.status) {
-        let text = String::from_utf8_lossy(&r.body[..r.body.len().min(120)]).trim().to_owned();
-        return Got::Failed(format!("HTTP {}{}", r.status, if text.is_empty() { String::new() } else { format!(": {text}") }));
+        let text = String::from_utf8_lossy(&r.body[..r.body.len().min(120)])
+            .trim()
+            .to_owned();
+        return Got::Failed(format!(
+            "HTTP {}{}",
+            r.status,
+            if text.is_empty() {
+                String::new()
+            } else {
+                format!(": {text}")
+            }
+        ));
     }
     let media = r
         .content_type
-        .map(|c| c.split(|b| *b == b';').next().unwrap_or_default().trim_ascii().to_ascii_lowercase())
+        .map(|c| {
+            c.split(|b| *b == b';')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     let want = IdKey::from_json(id_raw);
     let pick = |text: &[u8]| -> Option<Got> {
@@ -100,7 +116,9 @@ pub fn classify(reply: Result<Reply<'_>, String>, id_raw: &str, has_session: boo
         })
     };
     match media.as_slice() {
-        b"application/json" => pick(r.body).unwrap_or_else(|| Got::Failed("the answer is not a response to the request".into())),
+        b"application/json" => {
+            pick(r.body).unwrap_or_else(|| Got::Failed("the answer is not a response to the request".into()))
+        }
         b"text/event-stream" => {
             let mut p = sse::Parser::new();
             let mut events = match p.push(r.body) {
@@ -146,7 +164,13 @@ impl Failure {
 /// Capability letters kept per session member: which list methods it serves.
 pub fn capability_letters(caps: &Map<String, Value>) -> String {
     let mut s = String::new();
-    for (key, letter) in [("tools", 't'), ("prompts", 'p'), ("resources", 'r'), ("completions", 'c'), ("logging", 'l')] {
+    for (key, letter) in [
+        ("tools", 't'),
+        ("prompts", 'p'),
+        ("resources", 'r'),
+        ("completions", 'c'),
+        ("logging", 'l'),
+    ] {
         if caps.get(key).is_some_and(|v| !v.is_null()) {
             s.push(letter);
         }
@@ -264,7 +288,10 @@ pub fn initialize(vs: &VirtualServer, got: Vec<(usize, Got, Option<String>)>) ->
         };
         or_caps(&mut caps, &r.capabilities);
         if let Some(text) = r.instructions.as_deref().filter(|t| !t.trim().is_empty()) {
-            instructions.push(format!("[{} — tools, prompts and resources prefixed {:?}]\n{text}", b.name, b.prefix));
+            instructions.push(format!(
+                "[{} — tools, prompts and resources prefixed {:?}]\n{text}",
+                b.name, b.prefix
+            ));
         }
         let mut info = Map::new();
         info.insert("serverInfo".into(), r.server_info);
@@ -309,7 +336,10 @@ pub fn initialize(vs: &VirtualServer, got: Vec<(usize, Got, Option<String>)>) ->
     let mut meta = Map::new();
     meta.insert(META_BACKENDS.into(), Value::Object(per_backend));
     if !missing.is_empty() {
-        meta.insert(META_MISSING.into(), missing.iter().cloned().map(Value::String).collect());
+        meta.insert(
+            META_MISSING.into(),
+            missing.iter().cloned().map(Value::String).collect(),
+        );
     }
     result.insert("_meta".into(), Value::Object(meta));
     Ok(Initialized {
@@ -370,7 +400,14 @@ struct PageEnvelope {
 /// Result members the merge writes itself; every other member (2026-07-28 caching hints such as
 /// `ttlMs`, `cacheScope`, `resultType`, or unknown ones) is carried over: the first backend's
 /// value, except `ttlMs`, where the shortest wins.
-const OWN_MEMBERS: [&str; 6] = ["tools", "prompts", "resources", "resourceTemplates", "nextCursor", "_meta"];
+const OWN_MEMBERS: [&str; 6] = [
+    "tools",
+    "prompts",
+    "resources",
+    "resourceTemplates",
+    "nextCursor",
+    "_meta",
+];
 
 fn json_string(s: &str) -> Vec<u8> {
     serde_json::to_vec(s).unwrap_or_default()
@@ -414,16 +451,27 @@ pub fn list(
         let scan = match rewrite::scan(&text) {
             Ok(s) => s,
             Err(e) => {
-                absent(b, format!("malformed {} answer: {e}", kind.list_key()), &mut out.missing)?;
+                absent(
+                    b,
+                    format!("malformed {} answer: {e}", kind.list_key()),
+                    &mut out.missing,
+                )?;
                 continue;
             }
         };
         let Some(list) = scan.items(kind) else {
-            absent(b, format!("the answer has no {:?} list", kind.list_key()), &mut out.missing)?;
+            absent(
+                b,
+                format!("the answer has no {:?} list", kind.list_key()),
+                &mut out.missing,
+            )?;
             continue;
         };
         if let Ok(PageEnvelope { result }) = serde_json::from_slice::<PageEnvelope>(&text) {
-            if let Some(c) = result.get("nextCursor").and_then(|c| serde_json::from_str::<String>(c.get()).ok()) {
+            if let Some(c) = result
+                .get("nextCursor")
+                .and_then(|c| serde_json::from_str::<String>(c.get()).ok())
+            {
                 next.push((b.name.clone(), c));
             }
             for (k, v) in result {
@@ -464,7 +512,10 @@ pub fn list(
                 out.collisions.push(exposed);
                 continue;
             }
-            if exposed.len() == names::MAX_NAME && matches!(kind, Kind::Tool | Kind::Prompt) && exposed != format!("{}{}{name}", b.prefix, names::SEP) {
+            if exposed.len() == names::MAX_NAME
+                && matches!(kind, Kind::Tool | Kind::Prompt)
+                && exposed != format!("{}{}{name}", b.prefix, names::SEP)
+            {
                 out.shortened.push((i, exposed.clone(), name.to_owned()));
             }
             let mut t = Vec::with_capacity(item.text.len() + b.prefix.len() + 2);
@@ -492,10 +543,16 @@ pub fn list(
     if !out.missing.is_empty() || !out.collisions.is_empty() {
         let mut meta = Map::new();
         if !out.missing.is_empty() {
-            meta.insert(META_MISSING.into(), out.missing.iter().cloned().map(Value::String).collect());
+            meta.insert(
+                META_MISSING.into(),
+                out.missing.iter().cloned().map(Value::String).collect(),
+            );
         }
         if !out.collisions.is_empty() {
-            meta.insert(META_COLLISIONS.into(), out.collisions.iter().cloned().map(Value::String).collect());
+            meta.insert(
+                META_COLLISIONS.into(),
+                out.collisions.iter().cloned().map(Value::String).collect(),
+            );
         }
         r.extend_from_slice(b",\"_meta\":");
         r.extend_from_slice(&serde_json::to_vec(&Value::Object(meta)).unwrap_or_default());

@@ -193,7 +193,10 @@ impl VirtualServer {
         let mut errors: Vec<(String, String)> = Vec::new();
         let mut err = |path: String, msg: String| errors.push((path, msg));
         if !valid_server_name(name) {
-            err(String::new(), format!("virtual server name must use only [A-Za-z0-9_-], got {name:?}"));
+            err(
+                String::new(),
+                format!("virtual server name must use only [A-Za-z0-9_-], got {name:?}"),
+            );
         }
         if spec.backends.is_empty() {
             err("backends".into(), "a virtual server needs at least one backend".into());
@@ -208,16 +211,25 @@ impl VirtualServer {
         for (i, b) in spec.backends.into_iter().enumerate() {
             let at = |f: &str| format!("backends[{i}].{f}");
             if !valid_server_name(&b.name) {
-                err(at("name"), format!("must be non-empty and use only [A-Za-z0-9_-], got {:?}", b.name));
+                err(
+                    at("name"),
+                    format!("must be non-empty and use only [A-Za-z0-9_-], got {:?}", b.name),
+                );
             }
             if b.name == name {
                 err(at("name"), format!("{:?} is the virtual server's own name", b.name));
             }
             if b.cluster.is_empty() || b.cluster.bytes().any(|c| !c.is_ascii_graphic()) {
-                err(at("cluster"), format!("must be an Envoy cluster name, got {:?}", b.cluster));
+                err(
+                    at("cluster"),
+                    format!("must be an Envoy cluster name, got {:?}", b.cluster),
+                );
             }
             if !b.path.starts_with('/') || b.path.bytes().any(|c| !c.is_ascii_graphic()) {
-                err(at("path"), format!("must be an absolute path without spaces, got {:?}", b.path));
+                err(
+                    at("path"),
+                    format!("must be an absolute path without spaces, got {:?}", b.path),
+                );
             }
             let authority = b.authority.clone().unwrap_or_else(|| b.cluster.clone());
             if authority.is_empty() || authority.bytes().any(|c| !c.is_ascii_graphic()) {
@@ -236,9 +248,13 @@ impl VirtualServer {
                 err(at("timeout_ms"), format!("must be 1..=300000, got {}", b.timeout_ms));
             }
             let mut select: [Selector; 3] = Default::default();
-            for (k, (field, s)) in [("tools", &b.tools), ("prompts", &b.prompts), ("resources", &b.resources)]
-                .into_iter()
-                .enumerate()
+            for (k, (field, s)) in [
+                ("tools", &b.tools),
+                ("prompts", &b.prompts),
+                ("resources", &b.resources),
+            ]
+            .into_iter()
+            .enumerate()
             {
                 let text = if k == 2 { Text::Free } else { Text::Name };
                 for (list, pats) in [("include", &s.include), ("exclude", &s.exclude)] {
@@ -266,7 +282,10 @@ impl VirtualServer {
         }
         for (i, b) in backends.iter().enumerate() {
             if let Some(j) = backends[..i].iter().position(|o| o.name == b.name) {
-                err(format!("backends[{i}].name"), format!("{:?} is also backends[{j}]'s name", b.name));
+                err(
+                    format!("backends[{i}].name"),
+                    format!("{:?} is also backends[{j}]'s name", b.name),
+                );
             }
             if let Some(j) = backends[..i].iter().position(|o| o.prefix == b.prefix) {
                 err(
@@ -282,8 +301,16 @@ impl VirtualServer {
             );
         }
         let ch = &spec.cluster_header;
-        if ch.is_empty() || ch.starts_with(':') || !ch.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-') {
-            err("cluster_header".into(), format!("must be a lower-case header name, got {ch:?}"));
+        if ch.is_empty()
+            || ch.starts_with(':')
+            || !ch
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+        {
+            err(
+                "cluster_header".into(),
+                format!("must be a lower-case header name, got {ch:?}"),
+            );
         }
         let keys = match session::Keys::compile(&spec.session_keys) {
             Ok(k) => Some(k),

@@ -125,8 +125,17 @@ impl Keys {
         let mut keys = Vec::new();
         for (i, s) in specs.iter().enumerate() {
             let at = |f: &str| format!("session_keys[{i}].{f}");
-            if s.id.is_empty() || s.id.len() > 16 || !s.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-                errors.push((at("id"), format!("must be 1-16 characters of [A-Za-z0-9_-], got {:?}", s.id)));
+            if s.id.is_empty()
+                || s.id.len() > 16
+                || !s
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                errors.push((
+                    at("id"),
+                    format!("must be 1-16 characters of [A-Za-z0-9_-], got {:?}", s.id),
+                ));
             }
             if specs[..i].iter().any(|o| o.id == s.id) {
                 errors.push((at("id"), format!("{:?} is used by an earlier key", s.id)));

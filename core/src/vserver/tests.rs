@@ -65,7 +65,11 @@ fn names_are_prefixed_stably_and_reverse_without_state() {
     assert_eq!(e.len(), names::MAX_NAME);
     assert!(names::may_be_shortened(&e));
     assert_eq!(e, names::expose("github", &long), "deterministic");
-    assert_ne!(e, names::expose("github", &"a".repeat(81)), "distinct names stay distinct");
+    assert_ne!(
+        e,
+        names::expose("github", &"a".repeat(81)),
+        "distinct names stay distinct"
+    );
     assert!(!names::may_be_shortened("github__short"));
     // Multi-byte names are cut at a character boundary.
     let e = names::expose("p", &"é".repeat(40));
@@ -93,7 +97,10 @@ fn sessions_seal_open_and_bind_to_their_principal() {
     assert!(token.bytes().all(|b| b.is_ascii_graphic()));
     assert_ne!(token, v.keys.seal(&s).unwrap(), "a fresh nonce every time");
     assert_eq!(v.keys.open(&token, "tools", "p1", 1010, 60).unwrap(), s);
-    assert_eq!(v.keys.open(&token, "tools", "p2", 1010, 60), Err(OpenError::OtherPrincipal));
+    assert_eq!(
+        v.keys.open(&token, "tools", "p2", 1010, 60),
+        Err(OpenError::OtherPrincipal)
+    );
     assert_eq!(v.keys.open(&token, "other", "p1", 1010, 60), Err(OpenError::Forged));
     assert_eq!(v.keys.open(&token, "tools", "p1", 2000, 60), Err(OpenError::Expired));
     let mut bad = token.clone().into_bytes();
@@ -101,12 +108,24 @@ fn sessions_seal_open_and_bind_to_their_principal() {
     bad[n] = if bad[n] == b'A' { b'B' } else { b'A' };
     let bad = String::from_utf8(bad).unwrap();
     assert_eq!(v.keys.open(&bad, "tools", "p1", 1010, 60), Err(OpenError::Forged));
-    assert_eq!(v.keys.open("m1.zz.AAAA", "tools", "p1", 1010, 60), Err(OpenError::UnknownKey("zz".into())));
-    assert_eq!(v.keys.open("nonsense", "tools", "p1", 1010, 60), Err(OpenError::Malformed));
+    assert_eq!(
+        v.keys.open("m1.zz.AAAA", "tools", "p1", 1010, 60),
+        Err(OpenError::UnknownKey("zz".into()))
+    );
+    assert_eq!(
+        v.keys.open("nonsense", "tools", "p1", 1010, 60),
+        Err(OpenError::Malformed)
+    );
     // Rotation: a ring with the new key first still opens sessions sealed by the old one.
     let rotated = session::Keys::compile(&[
-        SessionKeySpec { id: "b".into(), key: KEY_B.into() },
-        SessionKeySpec { id: "a".into(), key: KEY_A.into() },
+        SessionKeySpec {
+            id: "b".into(),
+            key: KEY_B.into(),
+        },
+        SessionKeySpec {
+            id: "a".into(),
+            key: KEY_A.into(),
+        },
     ])
     .unwrap();
     assert_eq!(rotated.open(&token, "tools", "p1", 1010, 60).unwrap(), s);
@@ -114,21 +133,34 @@ fn sessions_seal_open_and_bind_to_their_principal() {
 }
 
 fn ok(id: &str, result: Value) -> Got {
-    Got::Result(serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": serde_json::from_str::<Value>(id).unwrap(), "result": result})).unwrap())
+    Got::Result(
+        serde_json::to_vec(
+            &json!({"jsonrpc": "2.0", "id": serde_json::from_str::<Value>(id).unwrap(), "result": result}),
+        )
+        .unwrap(),
+    )
 }
 
 #[test]
 fn lists_merge_prefixed_selected_and_filtered_with_every_field_kept() {
     let v = two();
-    let gh = ok("1", json!({"tools": [
+    let gh = ok(
+        "1",
+        json!({"tools": [
         {"name": "create_issue", "title": "Create", "outputSchema": {"type": "object"}, "_meta": {"x": 1}},
         {"name": "secret"}
-    ], "nextCursor": "gh-2"}));
+    ], "nextCursor": "gh-2"}),
+    );
     let mem = ok("1", json!({"tools": [{"name": "read_graph"}, {"name": "delete_all"}]}));
     let mut keep = |b: &Backend, _k: Kind, n: &str| !(b.name == "github" && n == "secret");
     let l = merge::list(&v, Kind::Tool, vec![(0, gh), (1, mem)], &mut keep).unwrap();
     let r: Value = serde_json::from_slice(&l.result).unwrap();
-    let names: Vec<&str> = r["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = r["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["github__create_issue", "mem__read_graph"]);
     assert_eq!(r["tools"][0]["outputSchema"], json!({"type": "object"}));
     assert_eq!(r["tools"][0]["_meta"], json!({"x": 1}));
@@ -144,31 +176,58 @@ fn a_failed_backend_fails_open_or_closed_as_configured() {
     let v = two();
     let mut keep = |_: &Backend, _: Kind, _: &str| true;
     let gh = ok("1", json!({"tools": [{"name": "a"}]}));
-    let l = merge::list(&v, Kind::Tool, vec![(0, gh.clone()), (1, Got::Failed("HTTP 503".into()))], &mut keep).unwrap();
+    let l = merge::list(
+        &v,
+        Kind::Tool,
+        vec![(0, gh.clone()), (1, Got::Failed("HTTP 503".into()))],
+        &mut keep,
+    )
+    .unwrap();
     let r: Value = serde_json::from_slice(&l.result).unwrap();
     assert_eq!(r["_meta"][merge::META_MISSING], json!(["memory_srv"]));
-    let f = merge::list(&v, Kind::Tool, vec![(0, Got::Failed("reset".into())), (1, gh.clone())], &mut keep).unwrap_err();
+    let f = merge::list(
+        &v,
+        Kind::Tool,
+        vec![(0, Got::Failed("reset".into())), (1, gh.clone())],
+        &mut keep,
+    )
+    .unwrap_err();
     assert_eq!(f.backend, "github");
     assert!(f.message().contains("github") && f.message().contains("reset"));
     let f = merge::list(&v, Kind::Tool, vec![(0, Got::Expired), (1, gh)], &mut keep).unwrap_err();
     assert!(f.expired);
     // "Method not found" from a backend without prompts is an empty list, not a failure.
-    let none = Got::Error { code: -32601, message: "no".into() };
+    let none = Got::Error {
+        code: -32601,
+        message: "no".into(),
+    };
     let l = merge::list(&v, Kind::Prompt, vec![(0, none)], &mut keep).unwrap();
-    assert_eq!(serde_json::from_slice::<Value>(&l.result).unwrap(), json!({"prompts": []}));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&l.result).unwrap(),
+        json!({"prompts": []})
+    );
 }
 
 #[test]
 fn initialize_merges_capabilities_versions_and_instructions() {
     let v = two();
-    let a = ok("0", json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {"listChanged": true}, "logging": {}},
-        "serverInfo": {"name": "gh", "version": "1"}, "instructions": "Use issues."}));
-    let b = ok("0", json!({"protocolVersion": "2025-06-18", "capabilities": {"prompts": {}, "resources": {"subscribe": true}},
-        "serverInfo": {"name": "mem", "version": "2"}}));
+    let a = ok(
+        "0",
+        json!({"protocolVersion": "2025-11-25", "capabilities": {"tools": {"listChanged": true}, "logging": {}},
+        "serverInfo": {"name": "gh", "version": "1"}, "instructions": "Use issues."}),
+    );
+    let b = ok(
+        "0",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {"prompts": {}, "resources": {"subscribe": true}},
+        "serverInfo": {"name": "mem", "version": "2"}}),
+    );
     let i = merge::initialize(&v, vec![(0, a, Some("s1".into())), (1, b, None)]).unwrap();
     let r: Value = serde_json::from_slice(&i.result).unwrap();
     assert_eq!(r["protocolVersion"], "2025-06-18");
-    assert_eq!(r["capabilities"], json!({"tools": {}, "logging": {}, "prompts": {}, "resources": {}}));
+    assert_eq!(
+        r["capabilities"],
+        json!({"tools": {}, "logging": {}, "prompts": {}, "resources": {}})
+    );
     assert_eq!(r["serverInfo"]["name"], "tools");
     assert!(r["instructions"].as_str().unwrap().contains("Use issues."));
     assert_eq!(r["_meta"][merge::META_BACKENDS]["github"]["serverInfo"]["name"], "gh");
@@ -180,17 +239,46 @@ fn initialize_merges_capabilities_versions_and_instructions() {
 #[test]
 fn backend_answers_are_found_in_json_and_event_streams() {
     let body = br#"{"jsonrpc":"2.0","id":3,"result":{}}"#;
-    let r = Reply { status: 200, content_type: Some(b"application/json"), body };
+    let r = Reply {
+        status: 200,
+        content_type: Some(b"application/json"),
+        body,
+    };
     assert_eq!(merge::classify(Ok(r), "3", false), Got::Result(body.to_vec()));
     let sse = b"id: 1\ndata: \n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-32602,\"message\":\"bad\"}}\n\n";
-    let r = Reply { status: 200, content_type: Some(b"text/event-stream"), body: sse };
-    assert_eq!(merge::classify(Ok(r), "3", false), Got::Error { code: -32602, message: "bad".into() });
-    let r = Reply { status: 200, content_type: Some(b"application/json"), body: br#"{"jsonrpc":"2.0","id":4,"result":{}}"# };
+    let r = Reply {
+        status: 200,
+        content_type: Some(b"text/event-stream"),
+        body: sse,
+    };
+    assert_eq!(
+        merge::classify(Ok(r), "3", false),
+        Got::Error {
+            code: -32602,
+            message: "bad".into()
+        }
+    );
+    let r = Reply {
+        status: 200,
+        content_type: Some(b"application/json"),
+        body: br#"{"jsonrpc":"2.0","id":4,"result":{}}"#,
+    };
     assert!(matches!(merge::classify(Ok(r), "3", false), Got::Failed(_)));
-    let r = Reply { status: 404, content_type: None, body: b"" };
+    let r = Reply {
+        status: 404,
+        content_type: None,
+        body: b"",
+    };
     assert_eq!(merge::classify(Ok(r), "3", true), Got::Expired);
-    let r = Reply { status: 503, content_type: Some(b"text/plain"), body: b"no healthy upstream" };
-    assert_eq!(merge::classify(Ok(r), "3", true), Got::Failed("HTTP 503: no healthy upstream".into()));
+    let r = Reply {
+        status: 503,
+        content_type: Some(b"text/plain"),
+        body: b"no healthy upstream",
+    };
+    assert_eq!(
+        merge::classify(Ok(r), "3", true),
+        Got::Failed("HTTP 503: no healthy upstream".into())
+    );
 }
 
 fn one(text: &str) -> jsonrpc::Message<'_> {
@@ -204,18 +292,31 @@ fn one(text: &str) -> jsonrpc::Message<'_> {
 fn calls_are_dispatched_to_their_owner_un_prefixed_with_arguments_verbatim() {
     let v = two();
     let none = |_: usize, _: &str| None;
-    let m = one(r#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"mem__read_graph","arguments":{"n":12345678901234567890.50}}}"#);
-    let Plan::Dispatch { backend, body, name } = dispatch::plan(&v, &m, &none) else { panic!() };
+    let m = one(
+        r#"{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"mem__read_graph","arguments":{"n":12345678901234567890.50}}}"#,
+    );
+    let Plan::Dispatch { backend, body, name } = dispatch::plan(&v, &m, &none) else {
+        panic!()
+    };
     assert_eq!((backend, name.as_deref()), (1, Some("read_graph")));
     let text = String::from_utf8(body).unwrap();
-    assert!(text.contains(r#""name":"read_graph""#) && text.contains("12345678901234567890.50"), "{text}");
+    assert!(
+        text.contains(r#""name":"read_graph""#) && text.contains("12345678901234567890.50"),
+        "{text}"
+    );
     assert!(text.contains(r#""id":"x""#));
     let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"github+repo://a/b"}}"#);
-    let Plan::Dispatch { backend, body, .. } = dispatch::plan(&v, &m, &none) else { panic!() };
+    let Plan::Dispatch { backend, body, .. } = dispatch::plan(&v, &m, &none) else {
+        panic!()
+    };
     assert_eq!(backend, 0);
     assert!(String::from_utf8(body).unwrap().contains(r#""uri":"repo://a/b""#));
-    let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"github__p"},"argument":{"name":"a","value":"b"}}}"#);
-    let Plan::Dispatch { backend, body, .. } = dispatch::plan(&v, &m, &none) else { panic!() };
+    let m = one(
+        r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"github__p"},"argument":{"name":"a","value":"b"}}}"#,
+    );
+    let Plan::Dispatch { backend, body, .. } = dispatch::plan(&v, &m, &none) else {
+        panic!()
+    };
     assert_eq!(backend, 0);
     assert!(String::from_utf8(body).unwrap().contains(r#""name":"p""#));
     for bad in [
@@ -226,9 +327,14 @@ fn calls_are_dispatched_to_their_owner_un_prefixed_with_arguments_verbatim() {
         assert!(matches!(dispatch::plan(&v, &one(bad), &none), Plan::Refuse(_)), "{bad}");
     }
     let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{}}"#);
-    let Plan::Refuse(r) = dispatch::plan(&v, &m, &none) else { panic!() };
+    let Plan::Refuse(r) = dispatch::plan(&v, &m, &none) else {
+        panic!()
+    };
     assert_eq!(r.code, -32601);
-    assert!(matches!(dispatch::plan(&v, &one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), &none), Plan::Ping));
+    assert!(matches!(
+        dispatch::plan(&v, &one(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), &none),
+        Plan::Ping
+    ));
     assert!(matches!(
         dispatch::plan(&v, &one(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/list"}"#), &none),
         Plan::FanOut(FanOut::List(Kind::Prompt))
@@ -243,7 +349,9 @@ fn server_request_ids_are_tagged_and_answers_routed_back() {
         let tagged = dispatch::tag_id("mem", inner);
         assert_eq!(dispatch::untag_id(&tagged), Some(("mem".into(), inner.into())));
         let text = format!(r#"{{"jsonrpc":"2.0","id":{tagged},"result":{{"action":"accept"}}}}"#);
-        let Plan::Dispatch { backend, body, .. } = dispatch::plan(&v, &one(&text), &none) else { panic!() };
+        let Plan::Dispatch { backend, body, .. } = dispatch::plan(&v, &one(&text), &none) else {
+            panic!()
+        };
         assert_eq!(backend, 1);
         let sent: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(sent["id"], serde_json::from_str::<Value>(inner).unwrap());
@@ -265,13 +373,19 @@ fn a_default_backend_keeps_its_names_and_takes_what_no_prefix_claims() {
     let none = |_: usize, _: &str| None;
     assert_eq!(names::expose("", "echo"), "echo");
     let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#);
-    let Plan::Dispatch { backend, name, .. } = dispatch::plan(&v, &m, &none) else { panic!() };
+    let Plan::Dispatch { backend, name, .. } = dispatch::plan(&v, &m, &none) else {
+        panic!()
+    };
     assert_eq!((backend, name.as_deref()), (0, Some("echo")));
     let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"github__x"}}"#);
-    let Plan::Dispatch { backend, .. } = dispatch::plan(&v, &m, &none) else { panic!() };
+    let Plan::Dispatch { backend, .. } = dispatch::plan(&v, &m, &none) else {
+        panic!()
+    };
     assert_eq!(backend, 1);
     let m = one(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"test://static/1"}}"#);
-    let Plan::Dispatch { backend, body, .. } = dispatch::plan(&v, &m, &none) else { panic!() };
+    let Plan::Dispatch { backend, body, .. } = dispatch::plan(&v, &m, &none) else {
+        panic!()
+    };
     assert_eq!(backend, 0);
     assert!(String::from_utf8(body).unwrap().contains("test://static/1"));
     let e = errors(json!({
@@ -285,9 +399,18 @@ fn a_default_backend_keeps_its_names_and_takes_what_no_prefix_claims() {
 fn caching_hints_and_unknown_result_members_are_carried_the_shortest_ttl_winning() {
     let v = two();
     let mut keep = |_: &Backend, _: Kind, _: &str| true;
-    let a = ok("1", json!({"tools": [{"name": "a"}], "ttlMs": 60000, "cacheScope": "private", "resultType": "complete"}));
-    let b = ok("1", json!({"tools": [{"name": "b"}], "ttlMs": 5000, "cacheScope": "public", "resultType": "complete"}));
+    let a = ok(
+        "1",
+        json!({"tools": [{"name": "a"}], "ttlMs": 60000, "cacheScope": "private", "resultType": "complete"}),
+    );
+    let b = ok(
+        "1",
+        json!({"tools": [{"name": "b"}], "ttlMs": 5000, "cacheScope": "public", "resultType": "complete"}),
+    );
     let l = merge::list(&v, Kind::Tool, vec![(0, a), (1, b)], &mut keep).unwrap();
     let r: Value = serde_json::from_slice(&l.result).unwrap();
-    assert_eq!((r["ttlMs"].clone(), r["cacheScope"].clone(), r["resultType"].clone()), (json!(5000), json!("private"), json!("complete")));
+    assert_eq!(
+        (r["ttlMs"].clone(), r["cacheScope"].clone(), r["resultType"].clone()),
+        (json!(5000), json!("private"), json!("complete"))
+    );
 }

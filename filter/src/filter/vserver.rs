@@ -69,13 +69,22 @@ impl McpFilter {
         // (A client's copy of the cluster header was refused: `foreign_cluster_header`.)
         h.remove_request_header("authorization");
         match h.request_header(":method") {
-            Some(b"GET") => {
-                // No fan-in of backend streams: the spec's answer for a server without one.
+            Some(b"GET" | b"HEAD" | b"OPTIONS") => {
+                // No fan-in of backend streams: the spec's answer for a server without one. HEAD
+                // and OPTIONS have nothing to reach either: nothing goes to a backend unplanned.
                 let mut r = Refusal::new(
                     Why::MethodNotAllowed,
-                    format!("virtual server {:?} offers no GET event stream (MCP: 405); send requests with POST", vs.name),
+                    format!(
+                        "virtual server {:?} offers no GET event stream (MCP: 405); send requests with POST",
+                        vs.name
+                    ),
                 );
                 r.allow = Some("POST, DELETE");
+                self.reject(rt, h, r);
+                Some(HeadersStatus::StopIteration)
+            }
+            Some(b"DELETE") if !end_of_stream => {
+                let r = Refusal::new(Why::InvalidRequest, "a DELETE must not carry a body");
                 self.reject(rt, h, r);
                 Some(HeadersStatus::StopIteration)
             }
@@ -132,12 +141,16 @@ impl McpFilter {
         let binding = session::binding(self.principal.as_deref());
         match vs.keys.open(token, &vs.name, &binding, now_secs(), vs.ttl_secs) {
             Ok(s) => Ok(Some(s)),
-            Err(OpenError::OtherPrincipal) => Err(Box::new(Refusal::new(
-                Why::Forbidden,
-                "this session belongs to another principal: initialize a session of your own",
-            )
-            .id(id))),
-            Err(e) => Err(Box::new(Refusal::new(Why::SessionNotFound, format!("{e}: initialize again")).id(id))),
+            Err(OpenError::OtherPrincipal) => Err(Box::new(
+                Refusal::new(
+                    Why::Forbidden,
+                    "this session belongs to another principal: initialize a session of your own",
+                )
+                .id(id),
+            )),
+            Err(e) => Err(Box::new(
+                Refusal::new(Why::SessionNotFound, format!("{e}: initialize again")).id(id),
+            )),
         }
     }
 
@@ -172,7 +185,15 @@ impl McpFilter {
                 BodyStatus::StopNoBuffer
             }
             Plan::Refuse(r) => {
-                h.increment_counter(rt.stats.requests_total, &[&vs.name, Method::from_name(msg.method().unwrap_or("")).label(), "reject"], 1);
+                h.increment_counter(
+                    rt.stats.requests_total,
+                    &[
+                        &vs.name,
+                        Method::from_name(msg.method().unwrap_or("")).label(),
+                        "reject",
+                    ],
+                    1,
+                );
                 self.reject(rt, h, r);
                 BodyStatus::StopNoBuffer
             }
@@ -398,7 +419,14 @@ impl McpFilter {
         let backend = &vs.backends[b];
         let member: Option<&Member> = st.session.as_ref().and_then(|s| s.member(&backend.name));
         let mut owned: Vec<(&str, Vec<u8>)> = vec![
-            (":method", if post.is_some() { b"POST".to_vec() } else { b"DELETE".to_vec() }),
+            (
+                ":method",
+                if post.is_some() {
+                    b"POST".to_vec()
+                } else {
+                    b"DELETE".to_vec()
+                },
+            ),
             (":path", backend.path.as_bytes().to_vec()),
             ("host", backend.authority.as_bytes().to_vec()),
             ("accept", b"application/json, text/event-stream".to_vec()),
@@ -458,9 +486,19 @@ impl McpFilter {
             return;
         };
         let (_, b) = st.pending.remove(pos);
-        let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| *v);
-        let sid = header("mcp-session-id").and_then(|v| std::str::from_utf8(v).ok()).map(str::to_owned);
-        let has_session = st.session.as_ref().is_some_and(|s| s.member(&vs.backends[b].name).is_some_and(|m| m.session.is_some()));
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| *v)
+        };
+        let sid = header("mcp-session-id")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_owned);
+        let has_session = st
+            .session
+            .as_ref()
+            .is_some_and(|s| s.member(&vs.backends[b].name).is_some_and(|m| m.session.is_some()));
         let reply = match result {
             crate::abi::callout_result::SUCCESS => {
                 let status = header(":status")
@@ -473,7 +511,9 @@ impl McpFilter {
                     body,
                 })
             }
-            crate::abi::callout_result::EXCEED_RESPONSE_BUFFER_LIMIT => Err("the answer exceeds Envoy's buffer limit".to_owned()),
+            crate::abi::callout_result::EXCEED_RESPONSE_BUFFER_LIMIT => {
+                Err("the answer exceeds Envoy's buffer limit".to_owned())
+            }
             _ => Err("the request was reset (unreachable or timed out)".to_owned()),
         };
         let got = if st.delete || st.kind == FanOut::Notification {
@@ -502,7 +542,11 @@ impl McpFilter {
         }
         let id = st.id.clone().unwrap_or_else(|| "null".to_owned());
         let failed = |f: merge::Failure| {
-            let why = if f.expired { Why::SessionNotFound } else { Why::BackendUnavailable };
+            let why = if f.expired {
+                Why::SessionNotFound
+            } else {
+                Why::BackendUnavailable
+            };
             Refusal::new(why, f.message()).id(Some(&id))
         };
         let mut refusal: Option<Refusal> = None;
@@ -530,7 +574,8 @@ impl McpFilter {
                             None
                         };
                         if st.kind == FanOut::Initialize && sid.is_none() {
-                            refusal = Some(Refusal::new(Why::InternalError, "could not seal the session id").id(Some(&id)));
+                            refusal =
+                                Some(Refusal::new(Why::InternalError, "could not seal the session id").id(Some(&id)));
                         } else {
                             answer = Some((merge::response(&id, &init.result), sid, init.missing));
                         }
@@ -538,7 +583,10 @@ impl McpFilter {
                 }
             }
             FanOut::List(kind) => {
-                let got: Vec<(usize, Got)> = std::mem::take(&mut st.got).into_iter().map(|(b, g, _)| (b, g)).collect();
+                let got: Vec<(usize, Got)> = std::mem::take(&mut st.got)
+                    .into_iter()
+                    .map(|(b, g, _)| (b, g))
+                    .collect();
                 let anonymous = Principal::anonymous();
                 let principal = self.principal.as_deref().unwrap_or(&anonymous);
                 let views: Vec<Option<policy::PrincipalView<'_, '_>>> = vs
@@ -557,7 +605,11 @@ impl McpFilter {
                     Err(f) => refusal = Some(failed(f)),
                     Ok(l) => {
                         if l.hidden > 0 {
-                            h.increment_counter(rt.stats.list_items_hidden_total, &[&vs.name, kind_label(kind)], l.hidden as u64);
+                            h.increment_counter(
+                                rt.stats.list_items_hidden_total,
+                                &[&vs.name, kind_label(kind)],
+                                l.hidden as u64,
+                            );
                         }
                         if !l.shortened.is_empty() {
                             SHORTENED.with(|m| {
@@ -575,7 +627,10 @@ impl McpFilter {
                 }
             }
             FanOut::SetLevel => {
-                let got: Vec<(usize, Got)> = std::mem::take(&mut st.got).into_iter().map(|(b, g, _)| (b, g)).collect();
+                let got: Vec<(usize, Got)> = std::mem::take(&mut st.got)
+                    .into_iter()
+                    .map(|(b, g, _)| (b, g))
+                    .collect();
                 match merge::acknowledged(vs, &got) {
                     Err(f) => refusal = Some(failed(f)),
                     Ok(missing) => answer = Some((merge::response(&id, b"{}"), None, missing)),
