@@ -198,7 +198,7 @@ impl McpFilter {
                 BodyStatus::StopNoBuffer
             }
             Plan::Dispatch { backend, body, name } => self.dispatch(rt, h, vs, session, backend, body, name, headers),
-            Plan::FanOut(kind) => self.fan_out(rt, h, vs, session, kind, msg, body, id),
+            Plan::FanOut(kind) => self.fan_out(rt, h, vs, session, kind, msg, body, id, headers),
         }
     }
 
@@ -322,6 +322,7 @@ impl McpFilter {
         msg: &Message<'_>,
         client_body: &[u8],
         id: Option<String>,
+        headers: Option<&McpHeaders<'_>>,
     ) -> BodyStatus {
         h.set_metadata("virtual_server", &vs.name);
         let initialize = matches!(kind, FanOut::Initialize | FanOut::Discover);
@@ -369,7 +370,9 @@ impl McpFilter {
         let mut allowed = Vec::with_capacity(targets.len());
         for (b, cur) in targets {
             self.server = Some(vs.backends[b].name.clone());
-            match self.judge_message(rt, h, msg, None) {
+            // The client's 2026-07-28 headers are checked against its body (nothing is renamed
+            // in a fan-out request).
+            match self.judge_message(rt, h, msg, headers) {
                 Verdict::Forward(_) => allowed.push((b, cur)),
                 Verdict::Refuse(r) => {
                     first_refusal.get_or_insert(r);
