@@ -271,6 +271,18 @@ impl EnvoyHost {
     }
 }
 
+/// Header pairs as the ABI's module-owned header views (valid while the pairs are).
+fn module_headers<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<ModuleHeader> {
+    pairs
+        .map(|(k, v)| ModuleHeader {
+            key_ptr: k.as_ptr(),
+            key_len: k.len(),
+            value_ptr: v.as_ptr(),
+            value_len: v.len(),
+        })
+        .collect()
+}
+
 /// # Safety
 /// `b` must be a buffer Envoy lent for the current hook.
 unsafe fn envoy_slice<'a>(b: EnvoyBuffer) -> &'a [u8] {
@@ -397,16 +409,7 @@ impl Host for EnvoyHost {
     fn send_response(&mut self, reply: &Reply) {
         // The reply may finish the stream: metadata goes first, so the access log has it.
         self.flush_metadata();
-        let headers: Vec<ModuleHeader> = reply
-            .headers
-            .iter()
-            .map(|(k, v)| ModuleHeader {
-                key_ptr: k.as_ptr(),
-                key_len: k.len(),
-                value_ptr: v.as_ptr(),
-                value_len: v.len(),
-            })
-            .collect();
+        let headers = module_headers(reply.headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
         // SAFETY: `fe` valid for this hook; headers, body and details outlive the call and are
         // copied by Envoy.
         unsafe {
@@ -449,15 +452,7 @@ impl Host for EnvoyHost {
         body: &[u8],
         timeout_ms: u64,
     ) -> Result<u64, &'static str> {
-        let hs: Vec<ModuleHeader> = headers
-            .iter()
-            .map(|(k, v)| ModuleHeader {
-                key_ptr: k.as_ptr(),
-                key_len: k.len(),
-                value_ptr: v.as_ptr(),
-                value_len: v.len(),
-            })
-            .collect();
+        let hs = module_headers(headers.iter().map(|(k, v)| (k.as_bytes(), *v)));
         let mut id: u64 = 0;
         // SAFETY: `fe` valid for this hook; cluster, headers and body outlive the call and are
         // copied by Envoy; `id` is a valid out pointer.

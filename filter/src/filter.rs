@@ -418,20 +418,15 @@ impl McpFilter {
             return BodyStatus::StopNoBuffer;
         }
         let mcp_header_copy = copy_mcp_headers(h);
-        let headers = match mcp_header_copy
-            .as_deref()
-            .map(|hs| McpHeaders::collect(hs.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))))
-            .transpose()
-        {
+        let headers = match collect_mcp_headers(mcp_header_copy.as_deref()) {
             Ok(hs) => hs,
-            Err(e) => {
-                let r = Refusal::new(Why::HeaderMismatch, e.to_string()).status_code(e.http_status(), e.code());
-                self.reject(rt, h, r);
+            Err(r) => {
+                self.reject(rt, h, *r);
                 return BodyStatus::StopNoBuffer;
             }
         };
         if let (Some(vs), Body::Single(msg)) = (vs, &parsed) {
-            return self.judge_virtual(rt, h, vs, msg, body, headers.as_ref());
+            return self.judge_virtual(rt, h, vs, msg, body, mcp_header_copy.as_deref(), headers.as_ref());
         }
         match parsed {
             Body::Single(msg) => match self.judge_message(rt, h, &msg, headers.as_ref()) {
@@ -924,6 +919,13 @@ fn copy_mcp_headers(h: &impl Host) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
     )
 }
 
+/// The MCP 2026-07-28 headers in a copy, or the refusal for ones that contradict each other.
+fn collect_mcp_headers(copy: Option<&[(Vec<u8>, Vec<u8>)]>) -> Result<Option<McpHeaders<'_>>, Box<Refusal>> {
+    copy.map(|hs| McpHeaders::collect(hs.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))))
+        .transpose()
+        .map_err(|e| Box::new(Refusal::new(Why::HeaderMismatch, e.to_string()).status_code(e.http_status(), e.code())))
+}
+
 /// Why a POST body cannot be judged, if it cannot: the module never forwards what it did not
 /// read. JSON-RPC over Streamable HTTP is `application/json`; an encoded body would hide the
 /// method and arguments from policy.
@@ -998,13 +1000,7 @@ mod tests {
     fn runtime(config: &str) -> Runtime {
         Runtime {
             config: FilterConfig::from_json(config.as_bytes()).expect("test config"),
-            stats: Stats {
-                requests_total: 1,
-                rejected_total: 2,
-                panics_total: 3,
-                list_items_hidden_total: 5,
-                backend_failures_total: 6,
-            },
+            stats: Stats::for_tests(),
         }
     }
 

@@ -32,6 +32,18 @@ pub const COUNTERS: [(&str, &[&str]); 5] = [
 ];
 
 impl Stats {
+    /// Fixed ids for fake-host tests (they read counters back by these numbers).
+    #[cfg(test)]
+    pub fn for_tests() -> Stats {
+        Stats {
+            requests_total: 1,
+            rejected_total: 2,
+            panics_total: 3,
+            list_items_hidden_total: 5,
+            backend_failures_total: 6,
+        }
+    }
+
     /// Define all counters through `define(name, labels) -> id`.
     pub fn define(mut define: impl FnMut(&str, &[&str]) -> Option<usize>) -> Result<Stats, String> {
         let mut ids = [0usize; COUNTERS.len()];

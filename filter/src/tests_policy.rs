@@ -48,13 +48,7 @@ fn runtime() -> Runtime {
     });
     Runtime {
         config: FilterConfig::from_json(config.to_string().as_bytes()).expect("test config"),
-        stats: Stats {
-            requests_total: 1,
-            rejected_total: 2,
-            panics_total: 3,
-            list_items_hidden_total: 5,
-            backend_failures_total: 6,
-        },
+        stats: Stats::for_tests(),
     }
 }
 

@@ -156,6 +156,7 @@ impl McpFilter {
 
     /// Body hook, on a virtual server's route: one JSON-RPC message (batches are refused:
     /// they belong to 2025-03-26, which virtual servers do not speak).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn judge_virtual(
         &mut self,
         rt: &Runtime,
@@ -163,6 +164,7 @@ impl McpFilter {
         vs: &VirtualServer,
         msg: &Message<'_>,
         body: &[u8],
+        header_copy: Option<&[(Vec<u8>, Vec<u8>)]>,
         headers: Option<&McpHeaders<'_>>,
     ) -> BodyStatus {
         let id = msg.id().map(|i| i.as_json().to_owned());
@@ -197,7 +199,9 @@ impl McpFilter {
                 self.reject(rt, h, r);
                 BodyStatus::StopNoBuffer
             }
-            Plan::Dispatch { backend, body, name } => self.dispatch(rt, h, vs, session, backend, body, name, headers),
+            Plan::Dispatch { backend, body, name } => {
+                self.dispatch(rt, h, vs, session, backend, body, name, header_copy)
+            }
             Plan::FanOut(kind) => self.fan_out(rt, h, vs, session, kind, msg, body, id, headers),
         }
     }
@@ -212,7 +216,7 @@ impl McpFilter {
         b: usize,
         body: Vec<u8>,
         name: Option<String>,
-        headers: Option<&McpHeaders<'_>>,
+        header_copy: Option<&[(Vec<u8>, Vec<u8>)]>,
     ) -> BodyStatus {
         let backend = &vs.backends[b];
         let member = session.as_ref().and_then(|s| s.member(&backend.name).cloned());
@@ -241,32 +245,26 @@ impl McpFilter {
         self.server = Some(backend.name.clone());
         h.set_metadata("virtual_server", &vs.name);
         let rewritten_name = name.as_deref().map(str::as_bytes);
-        let mut owned: Option<Vec<(Vec<u8>, Vec<u8>)>> = None;
-        if headers.is_some() {
-            let mut copy = copy_mcp_headers(h).unwrap_or_default();
+        // The client's headers as the backend receives them (the copy judge_request made).
+        let owned: Option<Vec<(Vec<u8>, Vec<u8>)>> = header_copy.map(|copy| {
+            let mut copy = copy.to_vec();
             for (k, v) in copy.iter_mut() {
                 if k.eq_ignore_ascii_case(b"mcp-name") {
                     if let Some(n) = rewritten_name {
                         *v = n.to_vec();
                     }
-                }
-                if k.eq_ignore_ascii_case(b"mcp-protocol-version") {
+                } else if k.eq_ignore_ascii_case(b"mcp-protocol-version") {
                     if let Some(m) = &member {
                         *v = m.version.as_bytes().to_vec();
                     }
                 }
             }
-            owned = Some(copy);
-        }
-        let hs = match owned
-            .as_deref()
-            .map(|hs| McpHeaders::collect(hs.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))))
-            .transpose()
-        {
+            copy
+        });
+        let hs = match collect_mcp_headers(owned.as_deref()) {
             Ok(hs) => hs,
-            Err(e) => {
-                let r = Refusal::new(Why::HeaderMismatch, e.to_string()).status_code(e.http_status(), e.code());
-                self.reject(rt, h, r);
+            Err(r) => {
+                self.reject(rt, h, *r);
                 return BodyStatus::StopNoBuffer;
             }
         };
