@@ -21,10 +21,12 @@
 //! - [`response`]: answers the gateway must read: rewritten, or replaced by a JSON-RPC error
 //!   carrying the request's id.
 //! - [`reply`]: JSON-RPC error bodies and local replies.
+//! - [`audit`]: the argument digest the audit trail records (canonical JSON, SHA-256).
 //! - [`workbench`]: `mcp-policy`'s check, explain, test, diff and replay (never on the request
 //!   path).
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod config;
 pub mod identity;
 pub mod jsonrpc;

@@ -561,6 +561,7 @@ impl McpFilter {
             if let Some(t) = &p.tenant {
                 h.set_metadata("tenant", t);
             }
+            h.set_metadata("identity_source", p.source.label());
         }
         if let Some(r) = &v.record {
             h.set_metadata("decision", r.decision);
@@ -572,6 +573,12 @@ impl McpFilter {
             }
             if let Some(t) = v.target() {
                 h.set_metadata("target", t);
+            }
+        }
+        // The audit trail's argument digest (docs/audit.md): tools/call and prompts/get only.
+        if matches!(msg.method(), Some("tools/call" | "prompts/get")) {
+            if let Some(d) = msg.params().and_then(mcp_policy_core::audit::args_digest) {
+                h.set_metadata("args_digest", &d);
             }
         }
         let verdict = match v.outcome {

@@ -1,0 +1,86 @@
+//! What the audit trail records of a request's arguments: a digest, never the values.
+//!
+//! `args_digest` is `sha256:<hex>` over the canonical JSON of `params.arguments`
+//! (`tools/call`, `prompts/get`): object members sorted by key (UTF-8 byte order), no
+//! whitespace, strings and numbers as serde_json writes them. Two requests with the same
+//! arguments in any member order and spacing get the same digest, so an auditor holding the
+//! arguments can prove which call a record is, while the log itself carries no argument
+//! values.
+
+use serde_json::value::RawValue;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The canonical form of `v`, appended to `out`.
+pub fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_unstable();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// `sha256:<hex>` of the canonical `arguments` member of `params`, if it has one.
+pub fn args_digest(params: &RawValue) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct P {
+        arguments: Option<Value>,
+    }
+    let args = serde_json::from_str::<P>(params.get()).ok()?.arguments?;
+    let mut text = String::new();
+    canonical(&args, &mut text);
+    let d = Sha256::digest(text.as_bytes());
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn order_and_spacing_do_not_matter_values_do() {
+        let a = args_digest(&raw(r#"{"name":"t","arguments":{"b":[1,{"y":2,"x":"é"}],"a":true}}"#)).unwrap();
+        let b = args_digest(&raw(r#"{ "arguments" : { "a":true , "b":[1,{"x":"é","y":2}] }, "name":"t"}"#)).unwrap();
+        let c = args_digest(&raw(r#"{"name":"t","arguments":{"a":false,"b":[1,{"x":"é","y":2}]}}"#)).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.starts_with("sha256:") && a.len() == 71);
+        // sha256 of `{}`
+        assert_eq!(
+            args_digest(&raw(r#"{"arguments":{}}"#)).unwrap(),
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_eq!(args_digest(&raw(r#"{"name":"t"}"#)), None);
+    }
+}
