@@ -407,6 +407,62 @@ def add_virtual_server_routes(bootstrap: dict, name: str, path: str, cluster: st
     return bootstrap
 
 
+def add_audit_log(bootstrap: dict, port: int) -> dict:
+    """Stream every access-log entry to `mcp-audit serve` on `port` (envoy-configs/audit-als.yaml)."""
+    snippet = yaml.safe_load((ROOT / "envoy-configs" / "audit-als.yaml").read_text())
+    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm.setdefault("access_log", []).append(snippet["access_log"])
+    cluster = snippet["cluster"]
+    cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] = port
+    bootstrap["static_resources"]["clusters"].append(cluster)
+    return bootstrap
+
+
+def audit_binary() -> Path:
+    path = ROOT / "target" / "release" / "mcp-audit"
+    if not path.exists():
+        raise HarnessError(f"{path} not found: build it with `make build`")
+    return path
+
+
+class AuditService(Proc):
+    """`mcp-audit serve` on an OS-assigned port, with its own key, data dir and anchor file."""
+
+    def __init__(self, log_dir: Path, work: Path, name: str = "mcp-audit", args: list[str] | None = None, key: Path | None = None):
+        self.work = work
+        self.dir = work / "log"
+        self.anchor = work / "anchor" / "checkpoints.jsonl"
+        self.anchor.parent.mkdir(parents=True, exist_ok=True)
+        self.key = key or work / "audit.key"
+        self.public_key = Path(f"{self.key}.pub")
+        if not self.key.exists():
+            subprocess.run([str(audit_binary()), "keygen", "--out", str(self.key)], check=True, capture_output=True)
+        cmd = [
+            str(audit_binary()), "serve", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
+            "--dir", str(self.dir), "--key", str(self.key), "--anchor", str(self.anchor),
+            "--checkpoint-interval-ms", "200", *(args or []),
+        ]
+        super().__init__(name, cmd, log_dir)
+        text = wait_until(f"{name} listening", lambda: "listening on" in self.log_path.read_text() and self.log_path.read_text(), proc=self)
+        self.port = int(text.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
+        self.metrics_port = int(text.split("metrics on ")[1].split()[0].rsplit(":", 1)[1])
+
+    def metrics(self) -> dict[str, float]:
+        out = {}
+        for line in httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text.splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+    def cli(self, *args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess:
+        """`mcp-audit verify|query` over this service's (or a copy's) data with both checkpoint files."""
+        d = data_dir or self.dir
+        cmd = [str(audit_binary()), args[0], "--dir", str(d), "--public-key", str(self.public_key),
+               "--checkpoints", str(d / "checkpoints.jsonl"), "--checkpoints", str(self.anchor), *args[1:]]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
 @contextlib.contextmanager
 def stopping(*procs: Proc) -> Iterator[None]:
     try:
