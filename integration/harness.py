@@ -428,7 +428,8 @@ def audit_binary() -> Path:
 class AuditService(Proc):
     """`mcp-audit serve` on an OS-assigned port, with its own key, data dir and anchor file."""
 
-    def __init__(self, log_dir: Path, work: Path, name: str = "mcp-audit", args: list[str] | None = None, key: Path | None = None):
+    def __init__(self, log_dir: Path, work: Path, name: str = "mcp-audit", args: list[str] | None = None, key: Path | None = None,
+                 port: int = 0):
         self.work = work
         self.dir = work / "log"
         self.anchor = work / "anchor" / "checkpoints.jsonl"
@@ -438,7 +439,7 @@ class AuditService(Proc):
         if not self.key.exists():
             subprocess.run([str(audit_binary()), "keygen", "--out", str(self.key)], check=True, capture_output=True)
         cmd = [
-            str(audit_binary()), "serve", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
+            str(audit_binary()), "serve", "--listen", f"127.0.0.1:{port}", "--metrics", "127.0.0.1:0",
             "--dir", str(self.dir), "--key", str(self.key), "--anchor", str(self.anchor),
             "--checkpoint-interval-ms", "200", *(args or []),
         ]

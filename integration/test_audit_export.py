@@ -5,6 +5,7 @@ schema, Splunk-HEC JSON, and the audit service killed under load while Envoy kee
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -173,7 +174,16 @@ def test_otlp_logs_parse_under_the_official_schema_and_carry_the_trace(procs, is
         def delivered():
             for path, headers, body in h.received:
                 assert path == "/v1/logs" and headers["content-type"] == "application/json"
-                req = json_format.Parse(body, ExportLogsServiceRequest())  # strict: unknown fields fail
+                doc = json.loads(body)
+                # OTLP/JSON writes traceId as hex (the spec's one exception to the proto3 JSON
+                # mapping, which would use base64); protobuf's parser expects base64.
+                for rl in doc["resourceLogs"]:
+                    for sl in rl["scopeLogs"]:
+                        for lr in sl["logRecords"]:
+                            if "traceId" in lr:
+                                assert len(lr["traceId"]) == 32
+                                lr["traceId"] = base64.b64encode(bytes.fromhex(lr["traceId"])).decode()
+                req = json_format.ParseDict(doc, ExportLogsServiceRequest())  # strict: unknown fields fail
                 for rl in req.resource_logs:
                     for sl in rl.scope_logs:
                         for lr in sl.log_records:
@@ -212,7 +222,8 @@ def test_audit_service_killed_under_load_envoy_keeps_serving(procs, issuer, tmp_
     """SIGKILL the audit service mid-load: every request still answered; what was in flight
     (Envoy's per-worker buffer and the unflushed gRPC stream) is the measured loss; after a
     restart the chain continues and verifies."""
-    audit = procs.add(AuditService(procs.log_dir, tmp_path / "audit"))
+    port = free_port()  # the restarted service listens where Envoy's cluster points
+    audit = procs.add(AuditService(procs.log_dir, tmp_path / "audit", port=port))
     envoy = gateway(procs, issuer, audit)
     statuses: list[int] = []
     stop = threading.Event()
@@ -231,7 +242,7 @@ def test_audit_service_killed_under_load_envoy_keeps_serving(procs, issuer, tmp_
     killed_at = len(statuses)
     time.sleep(2)  # load continues with the audit service gone
     during_outage = len(statuses) - killed_at
-    restarted = procs.add(AuditService(procs.log_dir, tmp_path / "audit", name="mcp-audit-2", key=audit.key))
+    restarted = procs.add(AuditService(procs.log_dir, tmp_path / "audit", name="mcp-audit-2", key=audit.key, port=port))
     time.sleep(3)  # Envoy reconnects and streams again
     stop.set()
     for t in threads:
@@ -243,7 +254,9 @@ def test_audit_service_killed_under_load_envoy_keeps_serving(procs, issuer, tmp_
     got = len(records(restarted))
     lost = total - got
     print(f"\nALS loss: {total} requests, {got} records, {lost} lost ({during_outage} requests while the service was down)")
-    (procs.log_dir.parent / "als-loss.txt").write_text(f"{total} {got} {lost} {during_outage}\n")
+    als = {k: v for k, v in envoy.counters().items() if "access_log" in k}
+    print(f"Envoy ALS counters: {als}")
+    (procs.log_dir.parent / "als-loss.txt").write_text(f"{total} {got} {lost} {during_outage}\n{json.dumps(als)}\n")
     assert lost >= 0
     restarted.stop()
     v = restarted.cli("verify")
