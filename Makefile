@@ -45,9 +45,15 @@ RESPONDER  := bench/responder/target/release/mcp-bench-responder
 BENCH_VENVS := bench/.venvs/litellm/.installed bench/.venvs/contextforge/.installed
 BENCH_ARGS ?=
 
-.PHONY: bench bench-core bench-load bench-quick bench-profile bench-tools bench-venvs
+.PHONY: bench bench-core bench-load bench-quick bench-profile bench-tools bench-venvs bench-audit
 
-bench: bench-core bench-load
+bench: bench-core bench-load bench-audit
+
+# The audit trail's cost: Envoy CPU per request with the ALS stream on vs off, and records/s
+# mcp-audit sustains on one core (bench/audit_bench.py, docs/audit.md).
+bench-audit: build
+	cargo build --release --locked -p mcp-audit --example als_load
+	.venv/bin/python bench/audit_bench.py $(BENCH_ARGS)
 
 bench-core:
 	cargo bench -p mcp-policy-core

@@ -8,15 +8,21 @@
 use std::time::Instant;
 
 use envoy_types::pb::envoy::config::core::v3::{Metadata, Node};
-use envoy_types::pb::envoy::data::accesslog::v3::{AccessLogCommon, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties};
+use envoy_types::pb::envoy::data::accesslog::v3::{
+    AccessLogCommon, HttpAccessLogEntry, HttpRequestProperties, HttpResponseProperties,
+};
 use envoy_types::pb::envoy::service::accesslog::v3::access_log_service_client::AccessLogServiceClient;
-use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::{HttpAccessLogEntries, Identifier, LogEntries};
+use envoy_types::pb::envoy::service::accesslog::v3::stream_access_logs_message::{
+    HttpAccessLogEntries, Identifier, LogEntries,
+};
 use envoy_types::pb::envoy::service::accesslog::v3::StreamAccessLogsMessage;
 use envoy_types::pb::google::protobuf::{value::Kind, Duration, Struct, Timestamp, UInt32Value, Value};
 
 fn entry(i: u64) -> HttpAccessLogEntry {
     let mut md = Struct::default();
-    let s = |v: &str| Value { kind: Some(Kind::StringValue(v.into())) };
+    let s = |v: &str| Value {
+        kind: Some(Kind::StringValue(v.into())),
+    };
     for (k, v) in [
         ("server", "git"),
         ("method", "tools/call"),
@@ -24,13 +30,16 @@ fn entry(i: u64) -> HttpAccessLogEntry {
         ("principal", "alice@example.com"),
         ("tenant", "acme"),
         ("identity_source", "jwt"),
-        ("decision", if i % 3 == 0 { "deny" } else { "allow" }),
+        ("decision", if i.is_multiple_of(3) { "deny" } else { "allow" }),
         ("reason", "rule"),
         ("rule", "nobody-destroys"),
         ("mode", "enforce"),
         ("policy_version", "3f9a0c1d2e4b5a69"),
         ("jsonrpc_id", "17"),
-        ("args_digest", "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"),
+        (
+            "args_digest",
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+        ),
     ] {
         md.fields.insert(k.into(), s(v));
     }
@@ -45,13 +54,20 @@ fn entry(i: u64) -> HttpAccessLogEntry {
         request_body_bytes: 180,
         ..Default::default()
     };
-    req.request_headers.insert("traceparent".into(), format!("00-{:032x}-00f067aa0ba902b7-01", i + 1));
+    req.request_headers
+        .insert("traceparent".into(), format!("00-{:032x}-00f067aa0ba902b7-01", i + 1));
     req.request_headers.insert("x-mcp-groups".into(), "devs,oncall".into());
     HttpAccessLogEntry {
         common_properties: Some(AccessLogCommon {
             metadata: Some(meta),
-            start_time: Some(Timestamp { seconds: 1_796_000_000 + i as i64, nanos: 0 }),
-            duration: Some(Duration { seconds: 0, nanos: 2_000_000 }),
+            start_time: Some(Timestamp {
+                seconds: 1_796_000_000 + i as i64,
+                nanos: 0,
+            }),
+            duration: Some(Duration {
+                seconds: 0,
+                nanos: 2_000_000,
+            }),
             upstream_cluster: "git".into(),
             ..Default::default()
         }),
@@ -69,7 +85,9 @@ fn entry(i: u64) -> HttpAccessLogEntry {
 
 async fn written(metrics: &str) -> u64 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut s) = tokio::net::TcpStream::connect(metrics).await else { return 0 };
+    let Ok(mut s) = tokio::net::TcpStream::connect(metrics).await else {
+        return 0;
+    };
     let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await;
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf).await;
@@ -94,8 +112,16 @@ async fn main() -> anyhow::Result<()> {
     while i < records {
         let n = batch.min(records - i);
         msgs.push(StreamAccessLogsMessage {
-            identifier: (i == 0).then(|| Identifier { node: Some(Node { id: "bench".into(), ..Default::default() }), log_name: "mcp_audit".into() }),
-            log_entries: Some(LogEntries::HttpLogs(HttpAccessLogEntries { log_entry: (i..i + n).map(entry).collect() })),
+            identifier: (i == 0).then(|| Identifier {
+                node: Some(Node {
+                    id: "bench".into(),
+                    ..Default::default()
+                }),
+                log_name: "mcp_audit".into(),
+            }),
+            log_entries: Some(LogEntries::HttpLogs(HttpAccessLogEntries {
+                log_entry: (i..i + n).map(entry).collect(),
+            })),
         });
         i += n;
     }
@@ -109,6 +135,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     sent.abort();
-    println!("{{\"records\": {records}, \"batch\": {batch}, \"seconds\": {secs:.3}, \"records_per_s\": {:.0}}}", records as f64 / secs);
+    println!(
+        "{{\"records\": {records}, \"batch\": {batch}, \"seconds\": {secs:.3}, \"records_per_s\": {:.0}}}",
+        records as f64 / secs
+    );
     Ok(())
 }

@@ -28,14 +28,3 @@ pub fn hex(bytes: &[u8]) -> String {
     }
     s
 }
-
-/// Parse lower- or upper-case hex.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}

@@ -224,7 +224,7 @@ fn forged_checkpoint_is_bad() {
     let r = check(&dir, &anchor, &key);
     assert_eq!(first(&r).0, Kind::BadCheckpoint, "{:?}", r.findings);
     let other = Key::from_seed([1; 32]);
-    let r = verify(&dir, &[anchor.clone()], &other.public()).unwrap().0;
+    let r = verify(&dir, std::slice::from_ref(&anchor), &other.public()).unwrap().0;
     assert!(r.findings.iter().any(|f| f.kind == Kind::BadCheckpoint));
 }
 

@@ -71,7 +71,10 @@ mod tests {
     #[test]
     fn order_and_spacing_do_not_matter_values_do() {
         let a = args_digest(&raw(r#"{"name":"t","arguments":{"b":[1,{"y":2,"x":"é"}],"a":true}}"#)).unwrap();
-        let b = args_digest(&raw(r#"{ "arguments" : { "a":true , "b":[1,{"x":"é","y":2}] }, "name":"t"}"#)).unwrap();
+        let b = args_digest(&raw(
+            r#"{ "arguments" : { "a":true , "b":[1,{"x":"é","y":2}] }, "name":"t"}"#,
+        ))
+        .unwrap();
         let c = args_digest(&raw(r#"{"name":"t","arguments":{"a":false,"b":[1,{"x":"é","y":2}]}}"#)).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);

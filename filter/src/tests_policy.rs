@@ -513,11 +513,20 @@ fn audit_metadata_digests_arguments_and_names_the_identity_source() {
         assert_eq!(h.metadata.get("identity_source").map(String::as_str), Some("jwt"));
         h.metadata.get("args_digest").cloned()
     };
-    let a = digest(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":1,"y":"s"}}}"#);
-    let b = digest(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{"y":"s", "x":1},"name":"echo"}}"#);
-    let c = digest(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"x":2,"y":"s"}}}"#);
+    let a = digest(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":1,"y":"s"}}}"#,
+    );
+    let b = digest(
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":{"y":"s", "x":1},"name":"echo"}}"#,
+    );
+    let c = digest(
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"x":2,"y":"s"}}}"#,
+    );
     assert!(a.as_deref().is_some_and(|d| d.starts_with("sha256:")), "{a:?}");
     assert_eq!(a, b, "member order does not change the digest");
     assert_ne!(a, c, "values do");
-    assert_eq!(digest(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo"}}"#), None);
+    assert_eq!(
+        digest(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo"}}"#),
+        None
+    );
 }
