@@ -44,7 +44,7 @@ pub struct Record {
     /// `sha256:<hex>` of the canonical JSON of `params.arguments` (`tools/call`) or `params`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub args_digest: Option<String>,
-    /// `allow`, `deny`, `would_deny`, `reject`; absent when the module judged nothing (e.g. a
+    /// `allow`, `deny`, `audit_deny` (audit mode: would have been denied), `reject`; absent when the module judged nothing (e.g. a
     /// request refused before its body was read, or a non-MCP path).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
