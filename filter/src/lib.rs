@@ -17,6 +17,7 @@ pub mod abi;
 pub mod envoy;
 pub mod exports;
 pub mod filter;
+pub mod limits;
 pub mod stats;
 
 #[cfg(test)]
@@ -27,5 +28,7 @@ mod test_symbols;
 mod tests_oracle;
 #[cfg(test)]
 mod tests_policy;
+#[cfg(test)]
+mod tests_limits;
 #[cfg(test)]
 mod tests_vserver;
