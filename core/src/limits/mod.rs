@@ -11,6 +11,7 @@
 
 pub mod spec;
 pub mod table;
+pub mod usage;
 
 pub use spec::{CostSpec, LimitRuleSpec, LimitsSpec, Per, Scope, Window, WindowSpec};
 pub use table::{Charge, SlotRef, Table};
