@@ -114,7 +114,9 @@ impl Service {
             bail!("domain {:?}, this service serves {:?}", req.domain, self.domain);
         }
         let policy = self.limits.read().map(|p| p.clone()).map_err(|_| anyhow::anyhow!("poisoned"))?;
-        let cost = u64::from(req.hits_addend.max(1));
+        // Envoy's request-level hits_addend (0 means 1), unless the descriptor carries its own
+        // (the filter's `rate_limits[].hits_addend` lands there).
+        let request_cost = u64::from(req.hits_addend.max(1));
         let mut ok = RateLimitResponse {
             overall_code: rate_limit_response::Code::Ok as i32,
             ..Default::default()
@@ -124,6 +126,10 @@ impl Service {
                 continue;
             };
             let id = d.entries.iter().find(|e| e.key == "id").map(|e| e.value.as_str());
+            if d.is_negative_hits {
+                bail!("negative hits (refunds) are not supported");
+            }
+            let cost = d.hits_addend.as_ref().map_or(request_cost, |h| h.value);
             let named = parse_tokens(&mcp.value)?;
             let (keys, argv, kinds) = plan(policy.limits(), &named, cost)?;
             let n = keys.len().to_string();
