@@ -559,7 +559,10 @@ fn cmd_usage(a: &Args) -> Result<ExitCode, Fail> {
         Some(f) => return Err(Fail(format!("--format {f:?}: json or csv"))),
     }
     for line in &r.skipped {
-        eprintln!("{}:{line}: skipped: not a JSON access-log line with a time", log.display());
+        eprintln!(
+            "{}:{line}: skipped: not a JSON access-log line with a time",
+            log.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

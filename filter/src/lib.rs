@@ -25,10 +25,10 @@ mod fake;
 #[cfg(test)]
 mod test_symbols;
 #[cfg(test)]
+mod tests_limits;
+#[cfg(test)]
 mod tests_oracle;
 #[cfg(test)]
 mod tests_policy;
-#[cfg(test)]
-mod tests_limits;
 #[cfg(test)]
 mod tests_vserver;

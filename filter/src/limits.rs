@@ -89,7 +89,10 @@ fn itoa(n: u64) -> String {
 
 /// 429, `Retry-After`, and a JSON-RPC error naming the limit.
 pub fn reply(l: &Limited<'_>, id: Option<&str>) -> Reply {
-    let mut r = Refusal::new(Why::RateLimited, l.message()).id(id).data(l.data()).reply();
+    let mut r = Refusal::new(Why::RateLimited, l.message())
+        .id(id)
+        .data(l.data())
+        .reply();
     r.headers.push(("retry-after", l.retry_after.to_string()));
     r
 }

@@ -64,17 +64,30 @@ fn the_third_call_is_refused_with_429_retry_after_and_the_limit_named() {
     let h = once(&rt, "lim-a", "echo");
     let r = &h.replies[0];
     assert_eq!(r.status, 429);
-    let retry: u64 = r.headers.iter().find(|(k, _)| *k == "retry-after").unwrap().1.parse().unwrap();
+    let retry: u64 = r
+        .headers
+        .iter()
+        .find(|(k, _)| *k == "retry-after")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
     assert!((1..=3600).contains(&retry));
     let body: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["id"], 7);
     assert_eq!(body["error"]["code"], -32029);
     assert_eq!(body["error"]["data"]["limit"], "per-user");
     assert_eq!(body["error"]["data"]["retry_after"], retry);
-    assert!(body["error"]["message"].as_str().unwrap().contains("at most 2 calls per hour"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 2 calls per hour"));
     assert_eq!(h.metadata["decision"], "limit");
     assert_eq!(h.metadata["limit"], "per-user");
-    assert_eq!(h.counter(Stats::for_tests().requests_total, &["gh", "tools_call", "limit"]), 1);
+    assert_eq!(
+        h.counter(Stats::for_tests().requests_total, &["gh", "tools_call", "limit"]),
+        1
+    );
     assert_eq!(h.counter(Stats::for_tests().rejected_total, &["gh", "rate_limited"]), 1);
     // Someone else, and another tool, are not affected.
     assert!(once(&rt, "lim-b", "echo").replies.is_empty());
@@ -104,7 +117,10 @@ fn audit_mode_forwards_and_logs_would_limit() {
     assert!(h.replies.is_empty());
     assert_eq!(h.metadata["decision"], "would_limit");
     assert_eq!(h.metadata["limit"], "per-user");
-    assert_eq!(h.counter(Stats::for_tests().requests_total, &["gh", "tools_call", "would_limit"]), 1);
+    assert_eq!(
+        h.counter(Stats::for_tests().requests_total, &["gh", "tools_call", "would_limit"]),
+        1
+    );
 }
 
 #[test]

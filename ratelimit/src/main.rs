@@ -86,7 +86,10 @@ fn plan(limits: &Limits, named: &[Named<'_>], cost: u64) -> Result<(Vec<String>,
     let (mut keys, mut argv, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
     for n in named {
         let Some(rule) = limits.rule(n.id) else {
-            bail!("unknown limit {:?}: the Envoy and this service run different policies", n.id);
+            bail!(
+                "unknown limit {:?}: the Envoy and this service run different policies",
+                n.id
+            );
         };
         let (Scope::Global, Some(window)) = (rule.scope, rule.kind.window()) else {
             bail!("limit {:?} is not a global window limit", n.id);
@@ -113,7 +116,11 @@ impl Service {
         if !req.domain.is_empty() && req.domain != self.domain {
             bail!("domain {:?}, this service serves {:?}", req.domain, self.domain);
         }
-        let policy = self.limits.read().map(|p| p.clone()).map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let policy = self
+            .limits
+            .read()
+            .map(|p| p.clone())
+            .map_err(|_| anyhow::anyhow!("poisoned"))?;
         // Envoy's request-level hits_addend (0 means 1), unless the descriptor carries its own
         // (the filter's `rate_limits[].hits_addend` lands there).
         let request_cost = u64::from(req.hits_addend.max(1));
@@ -175,7 +182,10 @@ impl Service {
 
 #[tonic::async_trait]
 impl RateLimitService for Service {
-    async fn should_rate_limit(&self, request: Request<RateLimitRequest>) -> Result<Response<RateLimitResponse>, Status> {
+    async fn should_rate_limit(
+        &self,
+        request: Request<RateLimitRequest>,
+    ) -> Result<Response<RateLimitResponse>, Status> {
         match self.decide(request.into_inner()).await {
             Ok(r) => Ok(Response::new(r)),
             Err(e) => {
@@ -190,7 +200,8 @@ impl RateLimitService for Service {
 /// `filter.json`).
 fn load(path: &PathBuf) -> Result<Policy> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let doc: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))?;
     let policy = doc.get("policy").unwrap_or(&doc);
     Policy::from_json(policy.to_string().as_bytes()).map_err(|es| {
         let all: Vec<String> = es.iter().map(|e| format!("{}: {}", e.path, e.message)).collect();
@@ -270,16 +281,15 @@ async fn main() -> Result<()> {
         redis: redis::Pool::new(&a.redis, 16, Duration::from_millis(a.redis_timeout_ms)),
         domain: a.domain,
     };
-    let listener = tokio::net::TcpListener::bind(&a.listen).await.with_context(|| format!("binding {}", a.listen))?;
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
     eprintln!("mcp-ratelimit: listening on {}", listener.local_addr()?);
     tonic::transport::Server::builder()
         .add_service(RateLimitServiceServer::new(svc))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            async {
-                let _ = tokio::signal::ctrl_c().await;
-            },
-        )
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
         .await?;
     Ok(())
 }
@@ -292,7 +302,16 @@ mod tests {
     fn tokens_parse_and_bad_ones_are_refused() {
         assert_eq!(
             parse_tokens("a=00000000000000ff,b.c=0123456789abcdef").unwrap(),
-            vec![Named { id: "a", key: "00000000000000ff" }, Named { id: "b.c", key: "0123456789abcdef" }]
+            vec![
+                Named {
+                    id: "a",
+                    key: "00000000000000ff"
+                },
+                Named {
+                    id: "b.c",
+                    key: "0123456789abcdef"
+                }
+            ]
         );
         for bad in ["", "a", "a=1", "=0123456789abcdef", "a=0123456789abcdeg"] {
             assert!(parse_tokens(bad).is_err(), "{bad:?}");

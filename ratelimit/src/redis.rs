@@ -67,7 +67,9 @@ impl Pool {
     }
 }
 
-fn read_reply(conn: &mut BufReader<TcpStream>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply>> + Send + '_>> {
+fn read_reply(
+    conn: &mut BufReader<TcpStream>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply>> + Send + '_>> {
     Box::pin(async move {
         let mut line = String::new();
         if conn.read_line(&mut line).await? == 0 {

@@ -197,7 +197,9 @@ impl Limits {
     pub fn cost(&self, server: &str, tool: &str) -> u64 {
         self.costs
             .iter()
-            .find(|c| c.servers.as_ref().is_none_or(|s| s.iter().any(|x| &**x == server)) && any_matches(&c.tools, tool))
+            .find(|c| {
+                c.servers.as_ref().is_none_or(|s| s.iter().any(|x| &**x == server)) && any_matches(&c.tools, tool)
+            })
             .map_or(1, |c| c.cost)
     }
 
@@ -365,18 +367,31 @@ impl Limits {
                     ));
                     None
                 }
-                (Some(w), _, _) => Some(Kind::Calls { max: w.max, window: w.per }),
-                (_, Some(w), _) => Some(Kind::Budget { max: w.max, window: w.per }),
+                (Some(w), _, _) => Some(Kind::Calls {
+                    max: w.max,
+                    window: w.per,
+                }),
+                (_, Some(w), _) => Some(Kind::Budget {
+                    max: w.max,
+                    window: w.per,
+                }),
                 (_, _, Some(max)) => Some(Kind::Concurrent { max }),
                 _ => None,
             };
             if let Some(k) = kind {
                 let field = k.label();
-                let field = if field == "concurrent" { field.to_owned() } else { format!("{field}.max") };
+                let field = if field == "concurrent" {
+                    field.to_owned()
+                } else {
+                    format!("{field}.max")
+                };
                 if k.max() == 0 || k.max() > MAX_COUNT {
                     errors.push(PolicyError::at(
                         format!("{at}.{field}"),
-                        format!("must be 1 to {MAX_COUNT}, got {} (to forbid a tool, deny it in `rules`)", k.max()),
+                        format!(
+                            "must be 1 to {MAX_COUNT}, got {} (to forbid a tool, deny it in `rules`)",
+                            k.max()
+                        ),
                     ));
                 }
                 if matches!(k, Kind::Concurrent { .. }) && r.scope == Scope::Global {

@@ -91,12 +91,25 @@ impl Table {
             let slot = &self.slots[index];
             let k = slot.key.load(Ordering::Acquire);
             if k == key {
-                return Some(SlotRef { index: index as u32, key });
+                return Some(SlotRef {
+                    index: index as u32,
+                    key,
+                });
             }
             if k == 0 {
                 match slot.key.compare_exchange(0, key, Ordering::AcqRel, Ordering::Acquire) {
-                    Ok(_) => return Some(SlotRef { index: index as u32, key }),
-                    Err(other) if other == key => return Some(SlotRef { index: index as u32, key }),
+                    Ok(_) => {
+                        return Some(SlotRef {
+                            index: index as u32,
+                            key,
+                        })
+                    }
+                    Err(other) if other == key => {
+                        return Some(SlotRef {
+                            index: index as u32,
+                            key,
+                        })
+                    }
                     Err(_) => continue,
                 }
             }
@@ -106,10 +119,15 @@ impl Table {
         }
         let (index, old) = reclaimable?;
         let slot = &self.slots[index];
-        slot.key.compare_exchange(old, key, Ordering::AcqRel, Ordering::Acquire).ok()?;
+        slot.key
+            .compare_exchange(old, key, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
         // The state is idle: an expired window (reset on the next charge) or a zero count.
         slot.state.store(0, Ordering::Release);
-        Some(SlotRef { index: index as u32, key })
+        Some(SlotRef {
+            index: index as u32,
+            key,
+        })
     }
 
     /// Add `cost` to the counter `key` in the fixed window of `window` seconds containing
@@ -123,8 +141,16 @@ impl Table {
         let slot = &self.slots[r.index as usize];
         let mut s = slot.state.load(Ordering::Acquire);
         loop {
-            let current = if end_of(s) <= now || end_of(s) == FOREVER { 0 } else { count_of(s) };
-            let new_end = if end_of(s) <= now || end_of(s) == FOREVER { end } else { end_of(s) };
+            let current = if end_of(s) <= now || end_of(s) == FOREVER {
+                0
+            } else {
+                count_of(s)
+            };
+            let new_end = if end_of(s) <= now || end_of(s) == FOREVER {
+                end
+            } else {
+                end_of(s)
+            };
             if current.saturating_add(cost) > max {
                 return (
                     Charge::Over {
@@ -135,7 +161,10 @@ impl Table {
                 );
             }
             let next = pack(new_end, current + cost);
-            match slot.state.compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire) {
+            match slot
+                .state
+                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => {
                     return (
                         Charge::Admitted {
@@ -235,20 +264,53 @@ mod tests {
         let t = Table::new(64);
         let k = Table::key(&[b"calls", b"alice"]);
         for i in 1..=3 {
-            assert_eq!(t.charge(k, 100, 60, 3, 1).0, Charge::Admitted { count: i, window_end: 120 });
+            assert_eq!(
+                t.charge(k, 100, 60, 3, 1).0,
+                Charge::Admitted {
+                    count: i,
+                    window_end: 120
+                }
+            );
         }
-        assert_eq!(t.charge(k, 119, 60, 3, 1).0, Charge::Over { count: 3, window_end: 120 });
-        assert_eq!(t.charge(k, 120, 60, 3, 1).0, Charge::Admitted { count: 1, window_end: 180 });
+        assert_eq!(
+            t.charge(k, 119, 60, 3, 1).0,
+            Charge::Over {
+                count: 3,
+                window_end: 120
+            }
+        );
+        assert_eq!(
+            t.charge(k, 120, 60, 3, 1).0,
+            Charge::Admitted {
+                count: 1,
+                window_end: 180
+            }
+        );
     }
 
     #[test]
     fn cost_larger_than_what_is_left_is_refused_and_not_counted() {
         let t = Table::new(64);
         let k = Table::key(&[b"b"]);
-        assert!(matches!(t.charge(k, 0, 86_400, 25, 10).0, Charge::Admitted { count: 10, .. }));
-        assert!(matches!(t.charge(k, 0, 86_400, 25, 10).0, Charge::Admitted { count: 20, .. }));
-        assert_eq!(t.charge(k, 5, 86_400, 25, 10).0, Charge::Over { count: 20, window_end: 86_400 });
-        assert!(matches!(t.charge(k, 5, 86_400, 25, 5).0, Charge::Admitted { count: 25, .. }));
+        assert!(matches!(
+            t.charge(k, 0, 86_400, 25, 10).0,
+            Charge::Admitted { count: 10, .. }
+        ));
+        assert!(matches!(
+            t.charge(k, 0, 86_400, 25, 10).0,
+            Charge::Admitted { count: 20, .. }
+        ));
+        assert_eq!(
+            t.charge(k, 5, 86_400, 25, 10).0,
+            Charge::Over {
+                count: 20,
+                window_end: 86_400
+            }
+        );
+        assert!(matches!(
+            t.charge(k, 5, 86_400, 25, 5).0,
+            Charge::Admitted { count: 25, .. }
+        ));
     }
 
     #[test]
@@ -256,7 +318,9 @@ mod tests {
         let t = Table::new(64);
         let k = Table::key(&[b"r"]);
         let (c, r) = t.charge(k, 10, 60, 5, 2);
-        let Charge::Admitted { window_end, .. } = c else { panic!() };
+        let Charge::Admitted { window_end, .. } = c else {
+            panic!()
+        };
         t.refund(r.unwrap(), window_end, 2);
         assert!(matches!(t.charge(k, 10, 60, 5, 5).0, Charge::Admitted { count: 5, .. }));
         t.refund(r.unwrap(), window_end + 60, 5);
@@ -285,7 +349,10 @@ mod tests {
         let newcomer = Table::key(&[b"new"]);
         assert_eq!(t.charge(newcomer, 30, 60, 10, 1).0, Charge::Full);
         // Once the windows end, their slots are taken over.
-        assert!(matches!(t.charge(newcomer, 60, 60, 10, 1).0, Charge::Admitted { count: 1, .. }));
+        assert!(matches!(
+            t.charge(newcomer, 60, 60, 10, 1).0,
+            Charge::Admitted { count: 1, .. }
+        ));
     }
 
     #[test]

@@ -44,7 +44,11 @@ fn per_subject_calls_refuse_the_next_call_with_the_window_end() {
     let e = l.admit(&t, &alice, "py", "echo", 615).unwrap_err();
     assert_eq!(e.id, "per-user");
     assert_eq!(e.retry_after, 45);
-    assert!(e.message().contains("at most 3 calls per minute; retry in 45 s"), "{}", e.message());
+    assert!(
+        e.message().contains("at most 3 calls per minute; retry in 45 s"),
+        "{}",
+        e.message()
+    );
     assert_eq!(e.data()["window"], "minute");
     // Bob has his own counter; Alice's comes back in the next window.
     assert!(l.admit(&t, &bob, "py", "echo", 615).is_ok());
@@ -69,7 +73,10 @@ fn budget_charges_tool_weights_and_tenant_counter_is_shared() {
     assert!(l.admit(&t, &b, "py", "search_repos", 0).is_ok());
     // 20 used: another search (10) would pass 25, a list (1) does not.
     let e = l.admit(&t, &a, "py", "search_repos", 3600).unwrap_err();
-    assert_eq!((e.id, e.kind.label(), e.retry_after), ("acme-day", "budget", 86_400 - 3600));
+    assert_eq!(
+        (e.id, e.kind.label(), e.retry_after),
+        ("acme-day", "budget", 86_400 - 3600)
+    );
     assert!(l.admit(&t, &b, "py", "list_issues", 3600).is_ok());
     // Another tenant is not covered by the matcher.
     for _ in 0..5 {
@@ -103,7 +110,10 @@ fn a_refusal_by_one_limit_takes_back_the_others() {
         t.release(s);
     }
     for _ in 0..95 {
-        assert!(l.admit(&t, &a, "py", "echo", 0).map(|a| a.held.into_iter().for_each(|s| t.release(s))).is_ok());
+        assert!(l
+            .admit(&t, &a, "py", "echo", 0)
+            .map(|a| a.held.into_iter().for_each(|s| t.release(s)))
+            .is_ok());
     }
     assert_eq!(l.admit(&t, &a, "py", "echo", 0).unwrap_err().id, "wide");
 }

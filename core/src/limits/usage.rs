@@ -240,10 +240,25 @@ not json
         assert_eq!(r.skipped, vec![6]);
         assert_eq!(r.rows.len(), 2);
         let a = &r.rows[0];
-        assert_eq!((a.key.period.as_str(), a.key.principal.as_str(), a.key.tool.as_str()), ("2026-12-02", "alice", "echo"));
+        assert_eq!(
+            (a.key.period.as_str(), a.key.principal.as_str(), a.key.tool.as_str()),
+            ("2026-12-02", "alice", "echo")
+        );
         let u = &a.usage;
-        assert_eq!((u.calls, u.admitted, u.limited, u.would_limit, u.errors), (3, 2, 1, 1, 1));
-        assert_eq!((u.request_bytes, u.response_bytes, u.upstream_ms, u.cost, u.tokens_estimated), (210, 608, 10, 2, 102));
+        assert_eq!(
+            (u.calls, u.admitted, u.limited, u.would_limit, u.errors),
+            (3, 2, 1, 1, 1)
+        );
+        assert_eq!(
+            (
+                u.request_bytes,
+                u.response_bytes,
+                u.upstream_ms,
+                u.cost,
+                u.tokens_estimated
+            ),
+            (210, 608, 10, 2, 102)
+        );
         assert_eq!((r.rows[1].usage.denied, r.rows[1].usage.admitted), (1, 0));
     }
 
@@ -253,7 +268,10 @@ not json
         assert_eq!(r.rows.len(), 3);
         let csv = render_csv(&r);
         assert!(csv.starts_with("period,principal,tenant,server,tool,calls,"));
-        assert!(csv.contains("2026-12-03T01,bob,,py,\"search, \"\"x\"\"\",1,0,1,0,0,0,1,1,0,0,0\n"), "{csv}");
+        assert!(
+            csv.contains("2026-12-03T01,bob,,py,\"search, \"\"x\"\"\",1,0,1,0,0,0,1,1,0,0,0\n"),
+            "{csv}"
+        );
         assert!(render_json(&r).contains("\"tokens\": \"estimated: response bytes / 4\""));
     }
 }
