@@ -45,9 +45,9 @@ RESPONDER  := bench/responder/target/release/mcp-bench-responder
 BENCH_VENVS := bench/.venvs/litellm/.installed bench/.venvs/contextforge/.installed
 BENCH_ARGS ?=
 
-.PHONY: bench bench-core bench-load bench-quick bench-profile bench-tools bench-venvs
+.PHONY: bench bench-core bench-load bench-quick bench-profile bench-tools bench-venvs bench-limits
 
-bench: bench-core bench-load
+bench: bench-core bench-load bench-limits
 
 bench-core:
 	cargo bench -p mcp-policy-core
@@ -62,6 +62,11 @@ bench-quick: build bench-tools
 # Where the module's time goes: Envoy under callgrind, a bounded number of requests.
 bench-profile: build bench-tools
 	$(BENCH_PY) bench/profile.py $(BENCH_ARGS)
+
+# What the policy's limits add per tools/call (none, local, global via mcp-ratelimit + Redis), in
+# Envoy instructions under callgrind (docs/limits.md).
+bench-limits: build peers
+	$(PY) bench/limits.py $(BENCH_LIMITS_ARGS)
 
 bench-tools: $(OHA) $(RESPONDER) $(BENCH_PY)
 
