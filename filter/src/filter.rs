@@ -580,7 +580,8 @@ impl McpFilter {
         let mut decision = v.decision;
         let verdict = match v.outcome {
             judge::Outcome::Forward(list) => match (&cfg.policy, v.principal, &v.subject) {
-                (Some(policy), Some(p), Some(Subject::Tool { name, .. })) => {
+                // A call the policy would deny (audit) is not charged: enforce mode never counts it.
+                (Some(policy), Some(p), Some(Subject::Tool { name, .. })) if v.decision != "audit_deny" => {
                     let id = msg.id().map(|i| i.as_json());
                     match crate::limits::check(policy, h, &mut self.held, p, server, name, id) {
                         crate::limits::Outcome::Pass => Verdict::Forward(list),

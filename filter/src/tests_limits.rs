@@ -164,3 +164,26 @@ fn a_limited_call_in_a_batch_is_answered_in_the_batch() {
     assert_eq!(forwarded.as_array().unwrap().len(), 1);
     assert_eq!(forwarded[0]["id"], 6);
 }
+
+#[test]
+fn a_call_policy_would_deny_in_audit_is_not_charged() {
+    let jwks: Value = serde_json::from_str(JWKS).expect("jwks");
+    let config = json!({
+        "server": "gh",
+        "identity": {"providers": [{"name": "t", "issuer": ISS, "audiences": [AUD], "jwks": jwks}], "resource": AUD},
+        "policy": {"servers": {"gh": {"mode": "audit"}},
+                   "rules": [{"id": "echo-only", "effect": "allow", "principals": [{}], "tools": ["echo"]}],
+                   "limits": {"rules": [{"id": "one", "calls": {"max": 1, "per": "day"}}]}}
+    });
+    let rt = Runtime {
+        config: FilterConfig::from_json(config.to_string().as_bytes()).expect("test config"),
+        stats: Stats::for_tests(),
+    };
+    for _ in 0..3 {
+        let h = once(&rt, "auddeny-a", "other");
+        assert_eq!(h.metadata["decision"], "audit_deny");
+        assert!(!h.metadata.contains_key("limit"));
+    }
+    assert_eq!(once(&rt, "auddeny-a", "echo").metadata["decision"], "allow");
+    assert_eq!(once(&rt, "auddeny-a", "echo").metadata["decision"], "would_limit");
+}
