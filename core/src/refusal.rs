@@ -17,6 +17,10 @@ pub const POLICY_DENIED: i32 = -32030;
 /// docs/virtual-server.md).
 pub const BACKEND_UNAVAILABLE: i32 = -32031;
 
+/// JSON-RPC error code for a call over a rate limit, concurrency cap or budget (same range;
+/// docs/limits.md). The HTTP answer is 429 with `Retry-After`.
+pub const RATE_LIMITED: i32 = -32029;
+
 /// Why the module answered a request itself (the `reason` label of `rejected_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Why {
@@ -38,11 +42,13 @@ pub enum Why {
     /// A virtual server session id the gateway cannot open (unknown key, expired, another
     /// virtual server's): the client must initialize again (MCP: 404).
     SessionNotFound,
+    /// A `tools/call` over one of the policy's `limits` (docs/limits.md).
+    RateLimited,
 }
 
 impl Why {
     /// Every reason, in declaration order.
-    pub const ALL: [Why; 15] = [
+    pub const ALL: [Why; 16] = [
         Why::ParseError,
         Why::InvalidRequest,
         Why::InvalidParams,
@@ -58,6 +64,7 @@ impl Why {
         Why::InternalError,
         Why::BackendUnavailable,
         Why::SessionNotFound,
+        Why::RateLimited,
     ];
 
     /// The stats label (bounded).
@@ -78,6 +85,7 @@ impl Why {
             Why::InternalError => "internal_error",
             Why::BackendUnavailable => "backend_unavailable",
             Why::SessionNotFound => "session_not_found",
+            Why::RateLimited => "rate_limited",
         }
     }
 
@@ -99,6 +107,7 @@ impl Why {
             Why::InternalError => "mcp_policy_internal_error",
             Why::BackendUnavailable => "mcp_policy_backend_unavailable",
             Why::SessionNotFound => "mcp_policy_session_not_found",
+            Why::RateLimited => "mcp_policy_rate_limited",
         }
     }
 
@@ -115,6 +124,7 @@ impl Why {
             // A dead backend is a JSON-RPC error, never an HTTP 5xx (which ends client sessions).
             Why::PolicyDenied | Why::ResponseTooLarge | Why::ResponseUnfilterable | Why::BackendUnavailable => 200,
             Why::SessionNotFound => 404,
+            Why::RateLimited => 429,
             Why::InternalError => 500,
         }
     }
@@ -126,6 +136,7 @@ impl Why {
             Why::InvalidParams => code::INVALID_PARAMS,
             Why::PolicyDenied => POLICY_DENIED,
             Why::BackendUnavailable => BACKEND_UNAVAILABLE,
+            Why::RateLimited => RATE_LIMITED,
             Why::ResponseTooLarge | Why::ResponseUnfilterable | Why::InternalError => code::INTERNAL_ERROR,
             _ => code::INVALID_REQUEST,
         }

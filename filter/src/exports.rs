@@ -56,6 +56,8 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
                 format_args!("mcp_policy: fault_injection is enabled: test-only, never use in production"),
             );
         }
+        // The process-wide limit counters are created here, on the main thread, not by the first call.
+        std::sync::LazyLock::force(&crate::limits::TABLE);
         Ok::<_, String>(Box::new(Runtime { config, stats }))
     }));
     match built {

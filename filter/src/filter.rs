@@ -24,6 +24,7 @@ use mcp_policy_core::refusal::{Refusal, Why};
 use mcp_policy_core::reply::{self, join_array, Reply};
 use mcp_policy_core::response::{self, Expect, SseRewriter, Start, Tally};
 use mcp_policy_core::strict_json;
+use mcp_policy_core::subject::Subject;
 use std::cell::RefCell;
 use std::sync::Arc;
 
@@ -117,6 +118,8 @@ pub struct McpFilter {
     fanout: Option<Box<vserver::FanOutState>>,
     /// A virtual server dispatched this request to one backend.
     dispatched: bool,
+    /// Concurrency slots of the policy's `limits`, given back when the stream ends.
+    held: crate::limits::Held,
 }
 
 fn now_secs() -> u64 {
@@ -581,8 +584,30 @@ impl McpFilter {
                 h.set_metadata("args_digest", &d);
             }
         }
+        let mut decision = v.decision;
         let verdict = match v.outcome {
-            judge::Outcome::Forward(list) => Verdict::Forward(list),
+            judge::Outcome::Forward(list) => match (&cfg.policy, v.principal, &v.subject) {
+                // A call the policy would deny (audit) is not charged: enforce mode never counts it.
+                (Some(policy), Some(p), Some(Subject::Tool { name, .. })) if v.decision != "audit_deny" => {
+                    let id = msg.id().map(|i| i.as_json());
+                    match crate::limits::check(policy, h, &mut self.held, p, server, name, id) {
+                        crate::limits::Outcome::Pass => Verdict::Forward(list),
+                        crate::limits::Outcome::WouldLimit => {
+                            decision = "would_limit";
+                            h.set_metadata("decision", decision);
+                            Verdict::Forward(list)
+                        }
+                        crate::limits::Outcome::Limited(reply) => {
+                            decision = "limit";
+                            h.set_metadata("decision", decision);
+                            h.set_metadata("reason", Why::RateLimited.label());
+                            h.increment_counter(rt.stats.rejected_total, &[server, Why::RateLimited.label()], 1);
+                            Verdict::Refuse(reply)
+                        }
+                    }
+                }
+                _ => Verdict::Forward(list),
+            },
             judge::Outcome::Refuse(r) => {
                 h.increment_counter(rt.stats.rejected_total, &[server, r.why.label()], 1);
                 if v.record.is_none() {
@@ -599,7 +624,7 @@ impl McpFilter {
         };
         // One labelled counter per message: each increment interns its labels in Envoy's
         // symbol table, so it is not cheap.
-        h.increment_counter(rt.stats.requests_total, &[server, v.method.label(), v.decision], 1);
+        h.increment_counter(rt.stats.requests_total, &[server, v.method.label(), decision], 1);
         verdict
     }
 

@@ -17,12 +17,15 @@ pub mod abi;
 pub mod envoy;
 pub mod exports;
 pub mod filter;
+pub mod limits;
 pub mod stats;
 
 #[cfg(test)]
 mod fake;
 #[cfg(test)]
 mod test_symbols;
+#[cfg(test)]
+mod tests_limits;
 #[cfg(test)]
 mod tests_oracle;
 #[cfg(test)]

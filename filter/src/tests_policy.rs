@@ -9,11 +9,11 @@ use mcp_policy_core::config::FilterConfig;
 use serde_json::{json, Value};
 
 const RSA_PEM: &str = include_str!("../../core/tests/keys/rsa.pem");
-const JWKS: &str = include_str!("../../core/tests/keys/jwks.json");
-const ISS: &str = "https://idp.example";
-const AUD: &str = "https://gw.example/mcp";
+pub(crate) const JWKS: &str = include_str!("../../core/tests/keys/jwks.json");
+pub(crate) const ISS: &str = "https://idp.example";
+pub(crate) const AUD: &str = "https://gw.example/mcp";
 
-fn token(sub: &str, groups: &[&str]) -> String {
+pub(crate) fn token(sub: &str, groups: &[&str]) -> String {
     let jwks: Value = serde_json::from_str(JWKS).expect("jwks");
     let kid = jwks["keys"]
         .as_array()

@@ -393,7 +393,7 @@ struct ListenerInputs<'a> {
 /// The access log fields of `envoy-configs/demo.yaml`, one JSON line per request: what
 /// `mcp-policy replay` needs to re-decide a request (server, method, target, the caller's
 /// subject, tenant and groups, the decision and its rule) is all here.
-const ACCESS_LOG_FIELDS: [(&str, &str); 25] = [
+const ACCESS_LOG_FIELDS: [(&str, &str); 30] = [
     ("time", "%START_TIME%"),
     ("request_id", "%REQ(X-REQUEST-ID)%"),
     ("http_method", "%REQ(:METHOD)%"),
@@ -423,6 +423,12 @@ const ACCESS_LOG_FIELDS: [(&str, &str); 25] = [
         "mcp_missing_backends",
         "%DYNAMIC_METADATA(mcp_policy:missing_backends)%",
     ),
+    // Limits and usage (docs/limits.md).
+    ("mcp_limit", "%DYNAMIC_METADATA(mcp_policy:limit)%"),
+    ("mcp_cost", "%DYNAMIC_METADATA(mcp_policy:cost)%"),
+    ("bytes_in", "%BYTES_RECEIVED%"),
+    ("bytes_out", "%BYTES_SENT%"),
+    ("upstream_ms", "%RESPONSE_DURATION%"),
 ];
 
 fn build_listener(i: &ListenerInputs<'_>) -> Any {

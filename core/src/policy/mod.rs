@@ -27,7 +27,7 @@
 mod args;
 mod decimal;
 pub(crate) mod glob;
-mod matcher;
+pub(crate) mod matcher;
 mod pointer;
 mod spec;
 pub mod trace;
@@ -240,6 +240,8 @@ pub struct Policy {
     fallback: ServerIndex,
     /// Problems that do not stop the policy from loading: rules no request can reach.
     warnings: Vec<PolicyError>,
+    /// The `limits` section (`crate::limits`).
+    limits: crate::limits::Limits,
 }
 
 #[derive(Debug)]
@@ -566,6 +568,7 @@ impl Policy {
                 first_seen.insert(&r.id, first);
             }
         }
+        let limits = crate::limits::Limits::compile(spec.limits.as_ref(), &spec.servers, &mut errors);
         if !errors.is_empty() {
             errors.sort_by_key(|e| rule_position(&e.path));
             return Err(errors);
@@ -588,6 +591,7 @@ impl Policy {
             servers,
             fallback,
             warnings: shadowed(&spec),
+            limits,
         })
     }
 
@@ -603,6 +607,11 @@ impl Policy {
     /// machines and Rust versions.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// The compiled `limits` section (empty when the policy has none).
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.limits
     }
 
     pub fn rule_count(&self) -> usize {
@@ -777,7 +786,7 @@ fn valid_server_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn valid_rule_id(id: &str) -> bool {
+pub(crate) fn valid_rule_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && id

@@ -28,6 +28,9 @@ pub struct PolicySpec {
     /// The rules, in order. Order only decides which rule id is reported when several match.
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
+    /// Rate limits, concurrency caps and cost budgets on tool calls (`docs/limits.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::limits::LimitsSpec>,
 }
 
 /// Per-server settings.
