@@ -27,6 +27,7 @@
 
 pub mod config;
 pub mod identity;
+pub mod integrity;
 pub mod jsonrpc;
 pub mod judge;
 pub mod locate;
