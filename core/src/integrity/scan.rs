@@ -227,6 +227,7 @@ pub struct Scanner {
     norm: String,
     path: String,
     found: Vec<Finding>,
+    address_item: bool,
 }
 
 /// Is this code point invisible (zero-width or format) but not bidi/tag?
@@ -280,6 +281,9 @@ impl Scanner {
         self.found.clear();
         self.path.clear();
         self.path.push('$');
+        // A resource's `name` is a display name (spaces, any script); a tool's or prompt's is
+        // the identifier calls use.
+        self.address_item = item.get("uri").is_some() || item.get("uriTemplate").is_some();
         self.walk(item, Field::Text, 0);
         self.slots(item);
         std::mem::take(&mut self.found)
@@ -290,6 +294,7 @@ impl Scanner {
         self.found.clear();
         self.path.clear();
         self.path.push_str(path);
+        self.address_item = false;
         self.string(text, Field::Text);
         std::mem::take(&mut self.found)
     }
@@ -316,7 +321,7 @@ impl Scanner {
                     // Keys are read by the model too (property names).
                     self.key(k);
                     let f = match (depth, k.as_str()) {
-                        (0, "name") => Field::Name,
+                        (0, "name") if !self.address_item => Field::Name,
                         (0, "uri" | "uriTemplate") => Field::Address,
                         _ => Field::Text,
                     };
