@@ -29,9 +29,15 @@ class PoisonedServer(McpServer):
         wait_until(f"{name} MCP server", self._listening, proc=self)
 
 
-def access_lines(procs) -> list[dict]:
-    path = procs.log_dir / "access.log"
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+def access_lines(procs, want, name="access.log") -> list[dict]:
+    """The access log's lines once one matches `want` (Envoy flushes the file asynchronously)."""
+    path = procs.log_dir / name
+
+    def read():
+        lines = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+        return lines if any(want(l) for l in lines) else None
+
+    return wait_until(f"an access-log line in {name}", read, timeout=15)
 
 
 @pytest.fixture
@@ -43,7 +49,7 @@ def gw(procs):
             "audit": {"action": "audit"},
             "sanitize": {"action": "sanitize"},
             "hide": {"action": "hide", "exceptions": [
-                {"name": "shadow_mail", "rules": ["shadow.cross_tool", "directive.concealment"], "reason": "test: excused on purpose"}]},
+                {"name": "shadow_mail", "rules": ["shadow.cross_tool", "directive.concealment", "directive.coercion"], "reason": "test: excused on purpose"}]},
         }},
     }
     boot = gateway_bootstrap({"audit": up.port, "sanitize": up.port, "hide": up.port}, config,
@@ -63,10 +69,11 @@ async def test_audit_delivers_everything_and_records_findings(gw, procs):
     assert "<IMPORTANT>" in tools["joke_teller"].description
     c = gw.counters("mcp_policy.integrity_findings_total")
     audit = {k: v for k, v in c.items() if ".server.audit." in k}
-    assert any("directive.markup" in k and k.endswith(".outcome.kept") for k in audit), audit
-    assert any("unicode.tag" in k for k in audit), audit
-    lists = [l for l in access_lines(procs) if l.get("mcp_method") == "tools/list" and l.get("mcp_server") == "audit"]
-    assert lists and lists[-1]["mcp_integrity_action"] == "audit", lists
+    assert any("directive_markup" in k and k.endswith(".outcome.kept") for k in audit), audit
+    assert any("unicode_tag" in k for k in audit), audit
+    is_list = lambda l: l.get("mcp_method") == "tools/list" and l.get("mcp_server") == "audit"
+    lists = [l for l in access_lines(procs, is_list) if is_list(l)]
+    assert lists[-1]["mcp_integrity_action"] == "audit" and lists[-1]["mcp_integrity_rule"], lists
 
 
 async def test_sanitize_strips_markup_and_invisible_characters_and_keeps_the_tool(gw):
@@ -90,7 +97,7 @@ async def test_hide_drops_poisoned_tools_and_refuses_calls_naming_the_rule(gw, p
         with pytest.raises(McpError) as e:
             await s.call_tool("joke_teller", {})
         assert "directive.markup" in str(e.value) and "integrity" in str(e.value)
-    lines = access_lines(procs)
+    lines = access_lines(procs, lambda l: l.get("mcp_reason") == "integrity_withheld")
     refused = [l for l in lines if l.get("mcp_reason") == "integrity_withheld"]
     assert refused and refused[-1]["mcp_integrity_rule"] == "directive.markup"
     listed = [l for l in lines if l.get("mcp_method") == "tools/list" and l.get("mcp_server") == "hide"]
@@ -133,8 +140,7 @@ async def test_rug_pull_is_quarantined_on_two_envoys_and_a_re_pin_restores_it(pr
         assert "get_forecast" not in names and "add" in names, names
         drift = e.counters("mcp_policy.integrity_drift_total")
         assert any(".server.rug." in k and k.endswith("change.changed") and v >= 1 for k, v in drift.items()), drift
-        lines = [json.loads(l) for l in (procs.log_dir / f"access-{e.name}.log").read_text().splitlines() if l.strip()]
-        assert any("changed:tool:get_forecast" in (l.get("mcp_integrity_drift") or "") for l in lines)
+        access_lines(procs, lambda l: "changed:tool:get_forecast" in (l.get("mcp_integrity_drift") or ""), name=f"access-{e.name}.log")
 
     # The diff an operator reviews, then the approved re-pin.
     (tmp_path / "v2.json").write_text(json.dumps(capture(await tools_of(up.url))))

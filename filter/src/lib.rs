@@ -24,6 +24,8 @@ mod fake;
 #[cfg(test)]
 mod test_symbols;
 #[cfg(test)]
+mod tests_integrity;
+#[cfg(test)]
 mod tests_oracle;
 #[cfg(test)]
 mod tests_policy;

@@ -455,7 +455,8 @@ impl ServerIntegrity {
             let drift_acts = drift.as_ref().is_some_and(|d| {
                 self.drift == DriftAction::Quarantine && self.excuse(kind, name, d.rule()).is_none()
             });
-            let decisive = acting.iter().max_by_key(|f| f.severity()).map(|f| f.rule.name());
+            // The first finding (walk order) of the highest severity decides.
+            let decisive = acting.iter().min_by_key(|f| std::cmp::Reverse(f.severity())).map(|f| f.rule.name());
             let (edit, outcome, rule) = if drift_acts {
                 (Edit::Drop, Outcome::Quarantined, drift.as_ref().map(Drift::rule))
             } else if acting.is_empty() {

@@ -104,7 +104,9 @@ impl McpFilter {
         for (kind, r) in reports {
             for item in &r.items {
                 for f in &item.findings {
-                    h.increment_counter(rt.stats.integrity_findings_total, &[server, f.rule.name(), item.outcome.label()], 1);
+                    // Stat label values must not hold dots (Envoy's tag extraction splits on them).
+                    let label = f.rule.name().replace('.', "_");
+                    h.increment_counter(rt.stats.integrity_findings_total, &[server, &label, item.outcome.label()], 1);
                     crate::envoy::log(
                         Level::Warn,
                         format_args!(
