@@ -568,8 +568,19 @@ fn cmd_pin(a: &Args) -> Result<ExitCode, Fail> {
             let mut pins = serde_json::Map::new();
             let mut defs = serde_json::Map::new();
             for (key, items) in &pinned {
-                pins.insert((*key).into(), serde_json::Value::Object(items.iter().map(|(n, (p, _))| (n.clone(), serde_json::Value::String(p.clone()))).collect()));
-                defs.insert((*key).into(), serde_json::Value::Object(items.iter().map(|(n, (_, d))| (n.clone(), d.clone())).collect()));
+                pins.insert(
+                    (*key).into(),
+                    serde_json::Value::Object(
+                        items
+                            .iter()
+                            .map(|(n, (p, _))| (n.clone(), serde_json::Value::String(p.clone())))
+                            .collect(),
+                    ),
+                );
+                defs.insert(
+                    (*key).into(),
+                    serde_json::Value::Object(items.iter().map(|(n, (_, d))| (n.clone(), d.clone())).collect()),
+                );
             }
             let doc = serde_json::json!({"pins": pins, "definitions": defs});
             say!("{}\n", serde_json::to_string_pretty(&doc)?);
@@ -577,7 +588,9 @@ fn cmd_pin(a: &Args) -> Result<ExitCode, Fail> {
         }
         Some("diff") => {
             let Some((pinfile, lists)) = files.split_first() else {
-                return Err(Fail("pin diff: give a pin file and one or more captured list answers".into()));
+                return Err(Fail(
+                    "pin diff: give a pin file and one or more captured list answers".into(),
+                ));
             };
             let doc: serde_json::Value = serde_json::from_slice(&read(pinfile)?)
                 .map_err(|e| Fail(format!("{}: not JSON: {e}", pinfile.display())))?;

@@ -29,17 +29,36 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("integrity");
     for n in [10usize, 100, 1000] {
         let list = tools(n);
-        let body = serde_json::to_vec(&serde_json::json!({"jsonrpc":"2.0","id":1,"result":{"tools":list}})).expect("body");
+        let body =
+            serde_json::to_vec(&serde_json::json!({"jsonrpc":"2.0","id":1,"result":{"tools":list}})).expect("body");
         let texts: Vec<(String, Vec<u8>)> = list
             .iter()
-            .map(|t| (t["name"].as_str().unwrap_or("").to_owned(), serde_json::to_vec(t).expect("tool")))
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap_or("").to_owned(),
+                    serde_json::to_vec(t).expect("tool"),
+                )
+            })
             .collect();
         let refs: Vec<(Option<&str>, &[u8])> = texts.iter().map(|(n, t)| (Some(n.as_str()), t.as_slice())).collect();
-        let pins: serde_json::Map<String, Value> =
-            list.iter().map(|t| (t["name"].as_str().unwrap_or("").to_owned(), Value::String(canon::pin(t)))).collect();
-        let scan_only = Integrity::compile(serde_json::from_value(serde_json::json!({"servers":{"*":{"action":"hide"}}})).expect("spec")).expect("compile");
+        let pins: serde_json::Map<String, Value> = list
+            .iter()
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap_or("").to_owned(),
+                    Value::String(canon::pin(t)),
+                )
+            })
+            .collect();
+        let scan_only = Integrity::compile(
+            serde_json::from_value(serde_json::json!({"servers":{"*":{"action":"hide"}}})).expect("spec"),
+        )
+        .expect("compile");
         let pinned = Integrity::compile(
-            serde_json::from_value(serde_json::json!({"servers":{"*":{"action":"hide","drift":"quarantine","pins":{"tools":pins}}}})).expect("spec"),
+            serde_json::from_value(
+                serde_json::json!({"servers":{"*":{"action":"hide","drift":"quarantine","pins":{"tools":pins}}}}),
+            )
+            .expect("spec"),
         )
         .expect("compile");
         let mut scanner = Scanner::new();
@@ -54,7 +73,9 @@ fn bench(c: &mut Criterion) {
             let s = pinned.for_server("x").expect("server");
             b.iter(|| s.judge_list(Kind::Tool, &refs, true, &[], &mut scanner))
         });
-        g.bench_with_input(BenchmarkId::new("pin_only", n), &n, |b, _| b.iter(|| list.iter().map(canon::pin).count()));
+        g.bench_with_input(BenchmarkId::new("pin_only", n), &n, |b, _| {
+            b.iter(|| list.iter().map(canon::pin).count())
+        });
     }
     g.finish();
 }

@@ -379,7 +379,11 @@ impl FilterConfig {
                 );
             }
         }
-        match (spec.pass_through, spec.identity.is_some(), spec.policy.is_some() || spec.integrity.is_some()) {
+        match (
+            spec.pass_through,
+            spec.identity.is_some(),
+            spec.policy.is_some() || spec.integrity.is_some(),
+        ) {
             (false, false, false) => err(
                 "",
                 "this config judges nothing beyond well-formed JSON-RPC (no policy, no identity): \

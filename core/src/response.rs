@@ -61,7 +61,11 @@ impl<F: FnMut(Kind, &str) -> bool> Lists for F {
 }
 
 /// Filter (or edit) list `kind` of `scan` as `keep` says.
-fn apply<F: Lists + ?Sized>(scan: &rewrite::Scan<'_>, kind: Kind, keep: &mut F) -> Result<Rewrite, rewrite::RewriteError> {
+fn apply<F: Lists + ?Sized>(
+    scan: &rewrite::Scan<'_>,
+    kind: Kind,
+    keep: &mut F,
+) -> Result<Rewrite, rewrite::RewriteError> {
     match keep.edits(kind, scan) {
         Some(edits) => scan.splice(kind, &edits),
         None => scan.filter(kind, |k, n| keep.keep(k, n)),
@@ -664,7 +668,13 @@ impl SseRewriter {
     }
 
     /// [`SseRewriter::push`] with a whole-item judge ([`Lists`]).
-    pub fn push_lists(&mut self, expect: &mut Expect, chunk: &[u8], keep: &mut dyn Lists, tally: &mut Tally) -> Vec<u8> {
+    pub fn push_lists(
+        &mut self,
+        expect: &mut Expect,
+        chunk: &[u8],
+        keep: &mut dyn Lists,
+        tally: &mut Tally,
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(chunk.len());
         if self.failed {
             return out;

@@ -45,7 +45,11 @@ fn recall_per_class_and_false_positive_rate() {
         if act.iter().any(|f| f.rule.class() == class) {
             e.1 += 1;
         } else {
-            missed.push(format!("{} ({class}): {:?}", s["id"], act.iter().map(|f| f.rule.name()).collect::<Vec<_>>()));
+            missed.push(format!(
+                "{} ({class}): {:?}",
+                s["id"],
+                act.iter().map(|f| f.rule.name()).collect::<Vec<_>>()
+            ));
         }
         if !act.is_empty() {
             e.2 += 1;
@@ -55,7 +59,12 @@ fn recall_per_class_and_false_positive_rate() {
     let (mut items, mut flagged) = (0usize, Vec::new());
     for server in clean["servers"].as_array().expect("servers") {
         let src = server["source"].as_str().unwrap_or("?");
-        for (list, key) in [("tools", "name"), ("prompts", "name"), ("resources", "uri"), ("resourceTemplates", "uriTemplate")] {
+        for (list, key) in [
+            ("tools", "name"),
+            ("prompts", "name"),
+            ("resources", "uri"),
+            ("resourceTemplates", "uriTemplate"),
+        ] {
             let arr = server[list].as_array().cloned().unwrap_or_default();
             let names: Vec<&str> = arr.iter().map(|i| i[key].as_str().unwrap_or("")).collect();
             let coll = collisions(&names);
@@ -67,7 +76,9 @@ fn recall_per_class_and_false_positive_rate() {
                     flagged.push(format!(
                         "{src} {list} {}: {:?}",
                         names[i],
-                        act.iter().map(|f| (f.rule.name(), f.path.as_str(), f.excerpt.as_str())).collect::<Vec<_>>()
+                        act.iter()
+                            .map(|f| (f.rule.name(), f.path.as_str(), f.excerpt.as_str()))
+                            .collect::<Vec<_>>()
                     ));
                 }
             }
@@ -77,14 +88,21 @@ fn recall_per_class_and_false_positive_rate() {
             let f = scanner.text("$.instructions", ins);
             let act = acting(&f);
             if !act.is_empty() {
-                flagged.push(format!("{src} instructions: {:?}", act.iter().map(|f| f.rule.name()).collect::<Vec<_>>()));
+                flagged.push(format!(
+                    "{src} instructions: {:?}",
+                    act.iter().map(|f| f.rule.name()).collect::<Vec<_>>()
+                ));
             }
         }
     }
     let total: (usize, usize, usize) = per.values().fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2));
     println!("class       samples  recall(class)  recall(any rule)");
     for (c, (n, k, any)) in &per {
-        println!("{c:<11} {n:>7}  {:>12.1}%  {:>15.1}%", 100.0 * *k as f64 / *n as f64, 100.0 * *any as f64 / *n as f64);
+        println!(
+            "{c:<11} {n:>7}  {:>12.1}%  {:>15.1}%",
+            100.0 * *k as f64 / *n as f64,
+            100.0 * *any as f64 / *n as f64
+        );
     }
     let recall = total.1 as f64 / total.0 as f64;
     let fp = flagged.len() as f64 / items as f64;
@@ -94,7 +112,11 @@ fn recall_per_class_and_false_positive_rate() {
         100.0 * recall,
         100.0 * total.2 as f64 / total.0 as f64
     );
-    println!("clean items {items}, flagged at warn or above: {} ({:.2}%)", flagged.len(), 100.0 * fp);
+    println!(
+        "clean items {items}, flagged at warn or above: {} ({:.2}%)",
+        flagged.len(),
+        100.0 * fp
+    );
     for m in &missed {
         println!("missed: {m}");
     }

@@ -284,8 +284,16 @@ impl McpFilter {
         }
 
         if is_get {
-            let integrity = cfg.integrity.as_ref().is_some_and(|i| i.for_server(self.server(rt)).is_some());
-            if integrity || cfg.policy.as_ref().is_some_and(|p| p.mode(self.server(rt)) == Mode::Enforce) {
+            let integrity = cfg
+                .integrity
+                .as_ref()
+                .is_some_and(|i| i.for_server(self.server(rt)).is_some());
+            if integrity
+                || cfg
+                    .policy
+                    .as_ref()
+                    .is_some_and(|p| p.mode(self.server(rt)) == Mode::Enforce)
+            {
                 {
                     // A resumed GET stream (Last-Event-ID) replays answers sent on other
                     // streams, lists among them: read it, and ask for it unencoded.

@@ -37,12 +37,26 @@ fn list_through(rt: &Runtime, answer: &str, sse: bool) -> (FakeHost, Vec<Value>)
     f.on_request_headers(rt, &mut h, false);
     assert_eq!(f.on_request_body(rt, &mut h, true), BodyStatus::Continue);
     let ct: &[u8] = if sse { b"text/event-stream" } else { b"application/json" };
-    h.response_headers = vec![(":status".into(), b"200".to_vec()), ("content-type".into(), ct.to_vec())];
-    h.response_body = if sse { format!("event: message\ndata: {answer}\n\n").into_bytes() } else { answer.as_bytes().to_vec() };
+    h.response_headers = vec![
+        (":status".into(), b"200".to_vec()),
+        ("content-type".into(), ct.to_vec()),
+    ];
+    h.response_body = if sse {
+        format!("event: message\ndata: {answer}\n\n").into_bytes()
+    } else {
+        answer.as_bytes().to_vec()
+    };
     f.on_response_headers(rt, &mut h, false);
     f.on_response_body(rt, &mut h, true);
     let text = String::from_utf8(h.response_body.clone()).expect("utf-8");
-    let json = if sse { text.lines().find_map(|l| l.strip_prefix("data: ")).expect("data line").to_owned() } else { text };
+    let json = if sse {
+        text.lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("data line")
+            .to_owned()
+    } else {
+        text
+    };
     let v: Value = serde_json::from_str(&json).expect("json");
     let tools = v["result"]["tools"].as_array().cloned().unwrap_or_default();
     (h, tools)
@@ -81,7 +95,8 @@ fn hide_and_sanitize_edit_json_and_sse_alike() {
 fn a_call_to_a_hidden_tool_is_refused_naming_the_rule() {
     let rt = runtime(json!({"servers":{"gh":{"action":"hide"}}}), "gh");
     list_through(&rt, &list_answer(&tools()), false);
-    let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"joke","arguments":{}}}"#);
+    let mut h =
+        FakeHost::post(r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"joke","arguments":{}}}"#);
     let mut f = McpFilter::new();
     f.on_request_headers(&rt, &mut h, false);
     assert_eq!(f.on_request_body(&rt, &mut h, true), BodyStatus::StopNoBuffer);
@@ -90,7 +105,8 @@ fn a_call_to_a_hidden_tool_is_refused_naming_the_rule() {
     assert_eq!(v["error"]["data"]["rule"], "directive.markup");
     assert_eq!(h.metadata.get("reason").map(String::as_str), Some("integrity_withheld"));
     // A clean tool is called as usual.
-    let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"add","arguments":{}}}"#);
+    let mut h =
+        FakeHost::post(r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"add","arguments":{}}}"#);
     let mut f = McpFilter::new();
     assert_eq!(f.on_request_headers(&rt, &mut h, false), HeadersStatus::StopIteration);
     assert_eq!(f.on_request_body(&rt, &mut h, true), BodyStatus::Continue);
@@ -100,7 +116,10 @@ fn a_call_to_a_hidden_tool_is_refused_naming_the_rule() {
 fn drift_is_quarantined_counted_and_logged() {
     let t = tools();
     let pin = canon::pin(&t[0]);
-    let rt = runtime(json!({"servers":{"gh":{"drift":"quarantine","pins":{"tools":{"add":pin,"joke":canon::pin(&t[1])}}}}}), "gh");
+    let rt = runtime(
+        json!({"servers":{"gh":{"drift":"quarantine","pins":{"tools":{"add":pin,"joke":canon::pin(&t[1])}}}}}),
+        "gh",
+    );
     let (h, got) = list_through(&rt, &list_answer(&t), false);
     assert_eq!(names(&got), ["add", "joke"]);
     assert!(!h.metadata.contains_key("integrity_drift"));
@@ -108,8 +127,14 @@ fn drift_is_quarantined_counted_and_logged() {
     changed[0]["inputSchema"]["properties"] = json!({"x":{"type":"string"}});
     let (h, got) = list_through(&rt, &list_answer(&changed), false);
     assert_eq!(names(&got), ["joke"]);
-    assert_eq!(h.metadata.get("integrity_drift").map(String::as_str), Some("changed:tool:add"));
-    assert_eq!(h.metadata.get("integrity_action").map(String::as_str), Some("quarantined"));
+    assert_eq!(
+        h.metadata.get("integrity_drift").map(String::as_str),
+        Some("changed:tool:add")
+    );
+    assert_eq!(
+        h.metadata.get("integrity_action").map(String::as_str),
+        Some("quarantined")
+    );
     assert_eq!(h.counter(8, &["gh", "changed"]), 1);
     // Unpinned names are refused without any list seen.
     let mut h = FakeHost::post(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"new_tool"}}"#);

@@ -423,7 +423,10 @@ const ACCESS_LOG_FIELDS: [(&str, &str); 28] = [
         "mcp_missing_backends",
         "%DYNAMIC_METADATA(mcp_policy:missing_backends)%",
     ),
-    ("mcp_integrity_action", "%DYNAMIC_METADATA(mcp_policy:integrity_action)%"),
+    (
+        "mcp_integrity_action",
+        "%DYNAMIC_METADATA(mcp_policy:integrity_action)%",
+    ),
     ("mcp_integrity_rule", "%DYNAMIC_METADATA(mcp_policy:integrity_rule)%"),
     ("mcp_integrity_drift", "%DYNAMIC_METADATA(mcp_policy:integrity_drift)%"),
 ];

@@ -159,7 +159,10 @@ mod tests {
             assert_eq!(es_number(f), want, "{f}");
         }
         // Member order by UTF-16 code units (RFC 8785 §3.2.3 sorting example, abridged).
-        let v: Value = serde_json::from_str(r#"{"\u20ac":"Euro","\r":"cr","1":"one","\u0080":"ctl","\ud83d\ude00":"smiley","\u00f6":"o"}"#).unwrap();
+        let v: Value = serde_json::from_str(
+            r#"{"\u20ac":"Euro","\r":"cr","1":"one","\u0080":"ctl","\ud83d\ude00":"smiley","\u00f6":"o"}"#,
+        )
+        .unwrap();
         assert_eq!(
             canonical(&v),
             "{\"\\r\":\"cr\",\"1\":\"one\",\"\u{80}\":\"ctl\",\"ö\":\"o\",\"€\":\"Euro\",\"😀\":\"smiley\"}"

@@ -77,7 +77,10 @@ impl PinsSpec {
         }
     }
     pub fn is_empty(&self) -> bool {
-        self.tools.is_empty() && self.prompts.is_empty() && self.resources.is_empty() && self.resource_templates.is_empty()
+        self.tools.is_empty()
+            && self.prompts.is_empty()
+            && self.resources.is_empty()
+            && self.resource_templates.is_empty()
     }
 }
 
@@ -356,7 +359,10 @@ pub struct ListReport {
 
 impl ListReport {
     pub fn worst(&self) -> Option<Severity> {
-        self.items.iter().flat_map(|i| i.findings.iter().map(Finding::severity)).max()
+        self.items
+            .iter()
+            .flat_map(|i| i.findings.iter().map(Finding::severity))
+            .max()
     }
     pub fn drifted(&self) -> usize {
         self.items.iter().filter(|i| i.drift.is_some()).count() + self.removed.len()
@@ -434,10 +440,7 @@ impl ServerIntegrity {
                 let now = canon::pin(&value);
                 match pins.get(name) {
                     Some(p) if *p == now => None,
-                    Some(p) => Some(Drift::Changed {
-                        pinned: p.clone(),
-                        now,
-                    }),
+                    Some(p) => Some(Drift::Changed { pinned: p.clone(), now }),
                     None => Some(Drift::Added { now }),
                 }
             } else {
@@ -452,11 +455,14 @@ impl ServerIntegrity {
                 }
             }
             let acting: Vec<&Finding> = findings.iter().filter(|f| f.severity() >= self.min_severity).collect();
-            let drift_acts = drift.as_ref().is_some_and(|d| {
-                self.drift == DriftAction::Quarantine && self.excuse(kind, name, d.rule()).is_none()
-            });
+            let drift_acts = drift
+                .as_ref()
+                .is_some_and(|d| self.drift == DriftAction::Quarantine && self.excuse(kind, name, d.rule()).is_none());
             // The first finding (walk order) of the highest severity decides.
-            let decisive = acting.iter().min_by_key(|f| std::cmp::Reverse(f.severity())).map(|f| f.rule.name());
+            let decisive = acting
+                .iter()
+                .min_by_key(|f| std::cmp::Reverse(f.severity()))
+                .map(|f| f.rule.name());
             let (edit, outcome, rule) = if drift_acts {
                 (Edit::Drop, Outcome::Quarantined, drift.as_ref().map(Drift::rule))
             } else if acting.is_empty() {
@@ -529,8 +535,12 @@ impl Withheld {
     /// Record a judged list: withheld items are added, items delivered are removed.
     pub fn record(&mut self, generation: u64, server: &str, report: &ListReport, kind: Kind, names: &[Option<&str>]) {
         self.sync(generation);
-        let withheld: HashMap<&str, &ItemReport> =
-            report.items.iter().filter(|r| r.outcome.withheld()).map(|r| (r.name.as_str(), r)).collect();
+        let withheld: HashMap<&str, &ItemReport> = report
+            .items
+            .iter()
+            .filter(|r| r.outcome.withheld())
+            .map(|r| (r.name.as_str(), r))
+            .collect();
         for (edit, name) in report.edits.iter().zip(names) {
             let Some(name) = name else { continue };
             let key = (server.to_owned(), kind_slot(kind), (*name).to_owned());

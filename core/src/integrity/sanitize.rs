@@ -12,8 +12,25 @@ use serde_json::Value;
 
 /// Blocks removed with their content (an unclosed one is removed to the end of the string).
 const BLOCKS: &[&str] = &[
-    "important", "system", "instructions", "instruction", "secret", "hidden", "admin", "critical", "script", "style",
-    "iframe", "override", "priority", "mandatory", "context", "note", "ai_instructions", "assistant", "warning",
+    "important",
+    "system",
+    "instructions",
+    "instruction",
+    "secret",
+    "hidden",
+    "admin",
+    "critical",
+    "script",
+    "style",
+    "iframe",
+    "override",
+    "priority",
+    "mandatory",
+    "context",
+    "note",
+    "ai_instructions",
+    "assistant",
+    "warning",
 ];
 
 /// Sanitize every string of `v` except the top-level `name`/`uri`/`uriTemplate`. Returns
@@ -171,7 +188,9 @@ fn remove_tags(s: &str) -> String {
 
 fn remove_images(mut s: String) -> String {
     while let Some(i) = s.find("![") {
-        let Some(j) = s[i..].find("](").map(|j| i + j) else { break };
+        let Some(j) = s[i..].find("](").map(|j| i + j) else {
+            break;
+        };
         let end = s[j..].find(')').map(|k| j + k + 1).unwrap_or(s.len());
         s.replace_range(i..end, "");
     }
@@ -182,7 +201,14 @@ fn squeeze(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut run = String::new();
     for c in s.chars() {
-        if c == ' ' || c == '\t' || c == '\u{00A0}' || c == '\u{3000}' || ('\u{2000}'..='\u{200A}').contains(&c) || c == '\n' || c == '\r' {
+        if c == ' '
+            || c == '\t'
+            || c == '\u{00A0}'
+            || c == '\u{3000}'
+            || ('\u{2000}'..='\u{200A}').contains(&c)
+            || c == '\n'
+            || c == '\r'
+        {
             run.push(c);
             continue;
         }

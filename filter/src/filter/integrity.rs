@@ -72,7 +72,12 @@ pub(super) fn call_kind(method: &str) -> Option<Kind> {
 
 /// Why a call to `name` is refused, if it is: withheld from this worker's lists, or not pinned
 /// on a quarantining server.
-pub(super) fn withheld_call(rt: &Runtime, server: &str, kind: Kind, name: &str) -> Option<(&'static str, &'static str)> {
+pub(super) fn withheld_call(
+    rt: &Runtime,
+    server: &str,
+    kind: Kind,
+    name: &str,
+) -> Option<(&'static str, &'static str)> {
     let integ = rt.config.integrity.as_ref()?;
     let si = integ.for_server(server)?;
     let seen = WITHHELD.with(|w| {
@@ -80,11 +85,21 @@ pub(super) fn withheld_call(rt: &Runtime, server: &str, kind: Kind, name: &str) 
             .get(integ.generation, server, kind, name)
             .map(|x| (x.rule, x.outcome.label()))
     });
-    seen.or_else(|| si.refuses_unpinned(kind, name).then_some((integrity::PIN_ADDED, "quarantined")))
+    seen.or_else(|| {
+        si.refuses_unpinned(kind, name)
+            .then_some((integrity::PIN_ADDED, "quarantined"))
+    })
 }
 
 /// The JSON-RPC error for a refused call.
-pub(super) fn refusal_body(id: Option<&str>, server: &str, kind: Kind, name: &str, rule: &str, outcome: &str) -> Vec<u8> {
+pub(super) fn refusal_body(
+    id: Option<&str>,
+    server: &str,
+    kind: Kind,
+    name: &str,
+    rule: &str,
+    outcome: &str,
+) -> Vec<u8> {
     let message = format!(
         "{} {name:?} on server {server:?} is {outcome} by the gateway's tool-integrity check (rule {rule:?}); \
          an operator must review it (docs/tool-integrity.md)",
@@ -106,7 +121,11 @@ impl McpFilter {
                 for f in &item.findings {
                     // Stat label values must not hold dots (Envoy's tag extraction splits on them).
                     let label = f.rule.name().replace('.', "_");
-                    h.increment_counter(rt.stats.integrity_findings_total, &[server, &label, item.outcome.label()], 1);
+                    h.increment_counter(
+                        rt.stats.integrity_findings_total,
+                        &[server, &label, item.outcome.label()],
+                        1,
+                    );
                     crate::envoy::log(
                         Level::Warn,
                         format_args!(
@@ -132,7 +151,11 @@ impl McpFilter {
                     );
                 }
                 if let Some(d) = &item.drift {
-                    let change = if d.rule() == integrity::PIN_CHANGED { "changed" } else { "added" };
+                    let change = if d.rule() == integrity::PIN_CHANGED {
+                        "changed"
+                    } else {
+                        "added"
+                    };
                     h.increment_counter(rt.stats.integrity_drift_total, &[server, change], 1);
                     drift.push(format!("{change}:{}:{}", integrity::kind_label(*kind), item.name));
                     crate::envoy::log(
