@@ -579,7 +579,7 @@ where
         }
         return Judged::Keep;
     };
-    match apply(&scan, kind, keep) {
+    match apply(scan, kind, keep) {
         Ok(Rewrite::Unchanged) => Judged::Keep,
         Ok(Rewrite::Rewritten { body, removed }) => {
             tally.removed[kind_index(kind)] += removed;
