@@ -22,6 +22,8 @@ usage: mcp-policy COMMAND ...
   explain --policy FILE WHO WHAT     the decision, the deciding rule, why each rule did or did not apply
   test TESTS.yaml... [--policy FILE] run policy unit tests; a failure prints a diff, exit 1
   diff OLD NEW [--names a,b,...]     per principal class: tools/resources/prompts gained and lost
+  pin record LIST.json...            pins (RFC 8785 + SHA-256) of every item in captured list answers
+  pin diff PINFILE LIST.json...      what a server serves now vs a pin file: changed paths, added, removed
   replay --log ACCESS_LOG --policy CANDIDATE [--principals FILE]
                                      re-decide recorded access-log decisions; report what would change
   usage --log ACCESS_LOG [--period hour|day|month] [--format json|csv]
@@ -162,6 +164,7 @@ fn run(args: &[String]) -> Result<ExitCode, Fail> {
         "diff" => cmd_diff(&a),
         "replay" => cmd_replay(&a),
         "usage" => cmd_usage(&a),
+        "pin" => cmd_pin(&a),
         other => Err(Fail(format!("unknown command {other:?}\n\n{USAGE}"))),
     }
 }
@@ -565,4 +568,109 @@ fn cmd_usage(a: &Args) -> Result<ExitCode, Fail> {
         );
     }
     Ok(ExitCode::SUCCESS)
+/// The kinds a captured list may hold, with their pin-file keys.
+const PIN_KINDS: [(policy::Kind, &str); 4] = [
+    (policy::Kind::Tool, "tools"),
+    (policy::Kind::Prompt, "prompts"),
+    (policy::Kind::Resource, "resources"),
+    (policy::Kind::ResourceTemplate, "resource_templates"),
+];
+
+/// Every item of the captured answers (a JSON-RPC answer, a bare result, or an object holding
+/// several lists), by pin-file kind key → name → (pin, definition).
+type Pinned = BTreeMap<&'static str, BTreeMap<String, (String, serde_json::Value)>>;
+
+fn pin_files(files: &[PathBuf]) -> Result<Pinned, Fail> {
+    use mcp_policy_core::integrity;
+    let mut out: Pinned = BTreeMap::new();
+    for f in files {
+        let v: serde_json::Value =
+            serde_json::from_slice(&read(f)?).map_err(|e| Fail(format!("{}: not JSON: {e}", f.display())))?;
+        for (kind, key) in PIN_KINDS {
+            for (name, p) in integrity::pin_list(&v, kind) {
+                out.entry(key).or_default().insert(name, p);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn cmd_pin(a: &Args) -> Result<ExitCode, Fail> {
+    let Some((sub, files)) = a.files.split_first() else {
+        return Err(Fail("pin: record LIST.json... | diff PINFILE LIST.json...".into()));
+    };
+    match sub.to_str() {
+        Some("record") => {
+            if files.is_empty() {
+                return Err(Fail("pin record: give one or more captured list answers".into()));
+            }
+            let pinned = pin_files(files)?;
+            let mut pins = serde_json::Map::new();
+            let mut defs = serde_json::Map::new();
+            for (key, items) in &pinned {
+                pins.insert(
+                    (*key).into(),
+                    serde_json::Value::Object(
+                        items
+                            .iter()
+                            .map(|(n, (p, _))| (n.clone(), serde_json::Value::String(p.clone())))
+                            .collect(),
+                    ),
+                );
+                defs.insert(
+                    (*key).into(),
+                    serde_json::Value::Object(items.iter().map(|(n, (_, d))| (n.clone(), d.clone())).collect()),
+                );
+            }
+            let doc = serde_json::json!({"pins": pins, "definitions": defs});
+            say!("{}\n", serde_json::to_string_pretty(&doc)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("diff") => {
+            let Some((pinfile, lists)) = files.split_first() else {
+                return Err(Fail(
+                    "pin diff: give a pin file and one or more captured list answers".into(),
+                ));
+            };
+            let doc: serde_json::Value = serde_json::from_slice(&read(pinfile)?)
+                .map_err(|e| Fail(format!("{}: not JSON: {e}", pinfile.display())))?;
+            let now = pin_files(lists)?;
+            let mut differences = 0usize;
+            for (_, key) in PIN_KINDS {
+                let pinned = doc["pins"][key].as_object().cloned().unwrap_or_default();
+                let served = now.get(key).cloned().unwrap_or_default();
+                for (name, (pin, def)) in &served {
+                    match pinned.get(name).and_then(|p| p.as_str()) {
+                        Some(p) if p == pin => {}
+                        Some(p) => {
+                            differences += 1;
+                            say!("changed {key} {name:?}: {p} -> {pin}\n");
+                            match doc["definitions"][key].get(name) {
+                                Some(old) => {
+                                    for line in mcp_policy_core::integrity::diff(old, def) {
+                                        say!("    {line}\n");
+                                    }
+                                }
+                                None => say!("    (the pin file has no definition to compare with)\n"),
+                            }
+                        }
+                        None => {
+                            differences += 1;
+                            say!("added {key} {name:?}: {pin}\n");
+                        }
+                    }
+                }
+                for name in pinned.keys().filter(|n| !served.contains_key(*n)) {
+                    differences += 1;
+                    say!("removed {key} {name:?}\n");
+                }
+            }
+            if differences == 0 {
+                say!("no drift: every item matches its pin\n");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Ok(ExitCode::from(1))
+        }
+        _ => Err(Fail("pin: record LIST.json... | diff PINFILE LIST.json...".into())),
+    }
 }

@@ -110,6 +110,10 @@ pub struct FilterConfigSpec {
     /// whose `mcp_policy.server` names one is served by it.
     #[serde(default, deserialize_with = "object")]
     pub virtual_servers: BTreeMap<String, crate::vserver::VirtualServerSpec>,
+    /// Tool-definition integrity: scan, sanitize or hide poisoned definitions, pins and drift,
+    /// per server (docs/tool-integrity.md).
+    #[serde(default, deserialize_with = "present")]
+    pub integrity: Option<crate::integrity::IntegritySpec>,
 }
 
 const NULL_SECTION: &str = "is null: a section that is present must be an object (leave the section out to omit it)";
@@ -266,6 +270,8 @@ pub struct FilterConfig {
     pub panic_header: Option<String>,
     /// Virtual servers by name.
     pub virtual_servers: HashMap<String, crate::vserver::VirtualServer>,
+    /// Tool-definition integrity, when configured.
+    pub integrity: Option<crate::integrity::Integrity>,
     /// Problems that do not stop the config from loading (e.g. rules no request can reach).
     warnings: Vec<ConfigError>,
 }
@@ -373,7 +379,11 @@ impl FilterConfig {
                 );
             }
         }
-        match (spec.pass_through, spec.identity.is_some(), spec.policy.is_some()) {
+        match (
+            spec.pass_through,
+            spec.identity.is_some(),
+            spec.policy.is_some() || spec.integrity.is_some(),
+        ) {
             (false, false, false) => err(
                 "",
                 "this config judges nothing beyond well-formed JSON-RPC (no policy, no identity): \
@@ -512,6 +522,18 @@ impl FilterConfig {
                 Some(h)
             }
         };
+        let integrity = match spec.integrity {
+            None => None,
+            Some(ispec) => match crate::integrity::Integrity::compile(ispec) {
+                Ok(i) => Some(i),
+                Err(es) => {
+                    for (path, message) in es {
+                        err(&path, message);
+                    }
+                    None
+                }
+            },
+        };
         let mut virtual_servers = HashMap::new();
         for (name, vspec) in spec.virtual_servers {
             if name == server {
@@ -542,6 +564,7 @@ impl FilterConfig {
         Ok(FilterConfig {
             server,
             virtual_servers,
+            integrity,
             // At most MAX_BODY_LIMIT_BYTES (checked above): fits a usize, and + 1 cannot overflow.
             max_request_body_bytes: usize::try_from(limits.max_request_body_bytes).unwrap_or(usize::MAX / 2),
             max_response_body_bytes: usize::try_from(limits.max_response_body_bytes).unwrap_or(usize::MAX / 2),

@@ -29,6 +29,7 @@
 pub mod audit;
 pub mod config;
 pub mod identity;
+pub mod integrity;
 pub mod jsonrpc;
 pub mod judge;
 pub mod limits;

@@ -42,6 +42,36 @@ pub mod reason {
     pub const TOO_LARGE: &str = "response_too_large";
 }
 
+/// Who decides what a list answer keeps: `keep` (policy visibility, by name) for every
+/// caller; `edits` for a caller that judges whole items (tool-definition integrity), given
+/// the walked message. Any `FnMut(Kind, &str) -> bool` is a `Lists` that only keeps.
+pub trait Lists {
+    fn keep(&mut self, kind: Kind, name: &str) -> bool;
+    /// One edit per item of list `kind` (`None`: filter by [`Lists::keep`] alone). An
+    /// implementation applies `keep` itself when it answers.
+    fn edits(&mut self, _kind: Kind, _scan: &rewrite::Scan<'_>) -> Option<Vec<crate::integrity::Edit>> {
+        None
+    }
+}
+
+impl<F: FnMut(Kind, &str) -> bool> Lists for F {
+    fn keep(&mut self, kind: Kind, name: &str) -> bool {
+        self(kind, name)
+    }
+}
+
+/// Filter (or edit) list `kind` of `scan` as `keep` says.
+fn apply<F: Lists + ?Sized>(
+    scan: &rewrite::Scan<'_>,
+    kind: Kind,
+    keep: &mut F,
+) -> Result<Rewrite, rewrite::RewriteError> {
+    match keep.edits(kind, scan) {
+        Some(edits) => scan.splice(kind, &edits),
+        None => scan.filter(kind, |k, n| keep.keep(k, n)),
+    }
+}
+
 /// One forwarded request the response may answer.
 #[derive(Debug, Clone)]
 struct Pending {
@@ -365,7 +395,7 @@ impl Expect {
     /// Judge one message against what was forwarded.
     fn judge<F>(&mut self, msg: &[u8], keep: &mut F, tally: &mut Tally) -> Judged
     where
-        F: FnMut(Kind, &str) -> bool,
+        F: Lists + ?Sized,
     {
         let scan = match rewrite::scan(msg) {
             Ok(s) => s,
@@ -411,7 +441,7 @@ impl Expect {
         let Some(kind) = p.list else {
             return Judged::Keep;
         };
-        match scan.filter(kind, |k, n| keep(k, n)) {
+        match apply(&scan, kind, keep) {
             Ok(Rewrite::Unchanged) => Judged::List(None),
             Ok(Rewrite::Rewritten { body, removed }) => {
                 tally.removed[kind_index(kind)] += removed;
@@ -430,7 +460,7 @@ impl Expect {
     /// deliver (`None` = the text unchanged) and whether it was an array.
     fn judge_text<F>(&mut self, text: &[u8], keep: &mut F, tally: &mut Tally) -> Result<Judgement, String>
     where
-        F: FnMut(Kind, &str) -> bool,
+        F: Lists + ?Sized,
     {
         let first = text.iter().find(|b| !b.is_ascii_whitespace()).copied();
         let (items, array): (Vec<&[u8]>, bool) = match first {
@@ -500,7 +530,12 @@ impl Expect {
     where
         F: FnMut(Kind, &str) -> bool,
     {
-        let (items, array) = match self.judge_text(body, &mut keep, tally) {
+        self.rewrite_json_lists(body, &mut keep, tally)
+    }
+
+    /// [`Expect::rewrite_json`] with a whole-item judge ([`Lists`]).
+    pub fn rewrite_json_lists(&mut self, body: &[u8], keep: &mut dyn Lists, tally: &mut Tally) -> Option<Vec<u8>> {
+        let (items, array) = match self.judge_text(body, keep, tally) {
             Ok(r) => r,
             Err(detail) => {
                 tally.refuse(reason::UNFILTERABLE, || detail.clone());
@@ -534,7 +569,7 @@ impl Expect {
 /// An answer on a stream not tied to one request: filtered by the list it holds.
 fn judge_by_shape<F>(scan: &rewrite::Scan<'_>, keep: &mut F, tally: &mut Tally) -> Judged
 where
-    F: FnMut(Kind, &str) -> bool,
+    F: Lists + ?Sized,
 {
     let mut kinds = scan.list_kinds();
     let (Some(kind), None) = (kinds.next(), kinds.next()) else {
@@ -544,7 +579,7 @@ where
         }
         return Judged::Keep;
     };
-    match scan.filter(kind, |k, n| keep(k, n)) {
+    match apply(scan, kind, keep) {
         Ok(Rewrite::Unchanged) => Judged::Keep,
         Ok(Rewrite::Rewritten { body, removed }) => {
             tally.removed[kind_index(kind)] += removed;
@@ -629,6 +664,17 @@ impl SseRewriter {
     where
         F: FnMut(Kind, &str) -> bool,
     {
+        self.push_lists(expect, chunk, &mut keep, tally)
+    }
+
+    /// [`SseRewriter::push`] with a whole-item judge ([`Lists`]).
+    pub fn push_lists(
+        &mut self,
+        expect: &mut Expect,
+        chunk: &[u8],
+        keep: &mut dyn Lists,
+        tally: &mut Tally,
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(chunk.len());
         if self.failed {
             return out;
@@ -652,7 +698,7 @@ impl SseRewriter {
             let (start, end) = ((r.start - self.base) as usize, (r.end - self.base) as usize);
             let raw = &self.pending[start..end];
             let fresh = !self.forwarded && out.is_empty() && r.start > 0;
-            emit(expect, &ev, raw, false, fresh, &mut keep, tally, &mut out);
+            emit(expect, &ev, raw, false, fresh, keep, tally, &mut out);
             consumed = end;
         }
         self.pending.drain(..consumed);
@@ -667,6 +713,11 @@ impl SseRewriter {
     where
         F: FnMut(Kind, &str) -> bool,
     {
+        self.finish_lists(expect, &mut keep, tally)
+    }
+
+    /// [`SseRewriter::finish`] with a whole-item judge ([`Lists`]).
+    pub fn finish_lists(&mut self, expect: &mut Expect, keep: &mut dyn Lists, tally: &mut Tally) -> Vec<u8> {
         let mut out = Vec::new();
         if self.failed {
             return out;
@@ -678,14 +729,14 @@ impl SseRewriter {
                     let (start, stop) = ((r.start - self.base) as usize, (r.end - self.base) as usize);
                     let raw = self.pending.get(start..stop).unwrap_or_default().to_vec();
                     let fresh = !self.forwarded && r.start > 0;
-                    emit(expect, &ev, &raw, false, fresh, &mut keep, tally, &mut out);
+                    emit(expect, &ev, &raw, false, fresh, keep, tally, &mut out);
                 }
                 if let Some(ev) = end.lenient {
                     let r = ev.range();
                     let (start, stop) = ((r.start - self.base) as usize, (r.end - self.base) as usize);
                     let raw = self.pending.get(start..stop).unwrap_or_default().to_vec();
                     let fresh = !self.forwarded && out.is_empty() && r.start > 0;
-                    emit(expect, &ev, &raw, true, fresh, &mut keep, tally, &mut out);
+                    emit(expect, &ev, &raw, true, fresh, keep, tally, &mut out);
                 } else if let Some(tail) = end.tail {
                     // No data: comments or fields only, nothing a client dispatches. Ended as a
                     // block of its own, so that events appended after it are not glued onto
@@ -777,7 +828,7 @@ fn emit<F>(
     tally: &mut Tally,
     out: &mut Vec<u8>,
 ) where
-    F: FnMut(Kind, &str) -> bool,
+    F: Lists + ?Sized,
 {
     if std::str::from_utf8(raw).is_err() {
         // Decoders differ on invalid UTF-8 (U+FFFD, bytes dropped, another charset), so what

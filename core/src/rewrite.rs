@@ -182,6 +182,50 @@ impl<'a> Scan<'a> {
         )
     }
 
+    /// The message's whole text.
+    pub fn text(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// Apply one edit per item of list `kind` (in item order; missing edits keep): drop,
+    /// keep, or replace an item's text (integrity's sanitizer). Same shape rules as
+    /// [`Scan::filter`]; `removed` counts dropped items.
+    pub fn splice(&self, kind: Kind, edits: &[crate::integrity::Edit]) -> Result<Rewrite, RewriteError> {
+        use crate::integrity::Edit;
+        if self.shape != Shape::Result {
+            return Ok(Rewrite::Unchanged);
+        }
+        let Some(list) = self.lists.iter().find(|l| l.kind == kind) else {
+            return Err(RewriteError::MissingList(kind.list_key()));
+        };
+        let edit = |i: usize| edits.get(i).unwrap_or(&Edit::Keep);
+        let removed = (0..list.items.len()).filter(|i| *edit(*i) == Edit::Drop).count();
+        if (0..list.items.len()).all(|i| *edit(i) == Edit::Keep) {
+            return Ok(Rewrite::Unchanged);
+        }
+        let body = self.body;
+        let mut out = Vec::with_capacity(body.len());
+        out.extend_from_slice(&body[..list.array.start]);
+        out.push(b'[');
+        let mut first = true;
+        for (i, item) in list.items.iter().enumerate() {
+            let text: &[u8] = match edit(i) {
+                Edit::Drop => continue,
+                Edit::Keep => &body[item.span.clone()],
+                Edit::Replace(t) => t,
+            };
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(text);
+        }
+        out.extend_from_slice(&body[list.tail.clone()]);
+        out.push(b']');
+        out.extend_from_slice(&body[list.array.end..]);
+        Ok(Rewrite::Rewritten { body: out, removed })
+    }
+
     /// Remove the items of list `kind` that `keep` refuses. A `result` without that list is an
     /// error (the answer does not fit the request: fail closed); an error response, a request
     /// or a notification is unchanged.

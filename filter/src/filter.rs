@@ -31,6 +31,7 @@ use std::sync::Arc;
 use mcp_policy_core::mcp::Method;
 pub use mcp_policy_core::refusal::POLICY_DENIED;
 
+mod integrity;
 mod vserver;
 
 /// Everything shared by all streams of one filter config: built once on the main thread,
@@ -286,8 +287,17 @@ impl McpFilter {
         }
 
         if is_get {
-            if let Some(policy) = &cfg.policy {
-                if policy.mode(self.server(rt)) == Mode::Enforce {
+            let integrity = cfg
+                .integrity
+                .as_ref()
+                .is_some_and(|i| i.for_server(self.server(rt)).is_some());
+            if integrity
+                || cfg
+                    .policy
+                    .as_ref()
+                    .is_some_and(|p| p.mode(self.server(rt)) == Mode::Enforce)
+            {
+                {
                     // A resumed GET stream (Last-Event-ID) replays answers sent on other
                     // streams, lists among them: read it, and ask for it unencoded.
                     self.expect = Some(Expect::stream());
@@ -586,27 +596,31 @@ impl McpFilter {
         }
         let mut decision = v.decision;
         let verdict = match v.outcome {
-            judge::Outcome::Forward(list) => match (&cfg.policy, v.principal, &v.subject) {
-                // A call the policy would deny (audit) is not charged: enforce mode never counts it.
-                (Some(policy), Some(p), Some(Subject::Tool { name, .. })) if v.decision != "audit_deny" => {
-                    let id = msg.id().map(|i| i.as_json());
-                    match crate::limits::check(policy, h, &mut self.held, p, server, name, id) {
-                        crate::limits::Outcome::Pass => Verdict::Forward(list),
-                        crate::limits::Outcome::WouldLimit => {
-                            decision = "would_limit";
-                            h.set_metadata("decision", decision);
-                            Verdict::Forward(list)
-                        }
-                        crate::limits::Outcome::Limited(reply) => {
-                            decision = "limit";
-                            h.set_metadata("decision", decision);
-                            h.set_metadata("reason", Why::RateLimited.label());
-                            h.increment_counter(rt.stats.rejected_total, &[server, Why::RateLimited.label()], 1);
-                            Verdict::Refuse(reply)
+            judge::Outcome::Forward(list) => match self.integrity_forward(rt, h, server, msg, v.target(), list) {
+                // A call to an item integrity withholds is refused before any limit is charged.
+                Err(reply) => Verdict::Refuse(reply),
+                Ok(list) => match (&cfg.policy, v.principal, &v.subject) {
+                    // A call the policy would deny (audit) is not charged: enforce mode never counts it.
+                    (Some(policy), Some(p), Some(Subject::Tool { name, .. })) if v.decision != "audit_deny" => {
+                        let id = msg.id().map(|i| i.as_json());
+                        match crate::limits::check(policy, h, &mut self.held, p, server, name, id) {
+                            crate::limits::Outcome::Pass => Verdict::Forward(list),
+                            crate::limits::Outcome::WouldLimit => {
+                                decision = "would_limit";
+                                h.set_metadata("decision", decision);
+                                Verdict::Forward(list)
+                            }
+                            crate::limits::Outcome::Limited(reply) => {
+                                decision = "limit";
+                                h.set_metadata("decision", decision);
+                                h.set_metadata("reason", Why::RateLimited.label());
+                                h.increment_counter(rt.stats.rejected_total, &[server, Why::RateLimited.label()], 1);
+                                Verdict::Refuse(reply)
+                            }
                         }
                     }
-                }
-                _ => Verdict::Forward(list),
+                    _ => Verdict::Forward(list),
+                },
             },
             judge::Outcome::Refuse(r) => {
                 h.increment_counter(rt.stats.rejected_total, &[server, r.why.label()], 1);
@@ -715,7 +729,7 @@ impl McpFilter {
         &mut self,
         rt: &Runtime,
         h: &mut impl Host,
-        f: impl FnOnce(&mut Expect, &mut BodyMode, &mut dyn FnMut(policy::Kind, &str) -> bool, &mut Tally) -> R,
+        f: impl FnOnce(&mut Expect, &mut BodyMode, &mut dyn response::Lists, &mut Tally) -> R,
     ) -> R {
         let mut expect = self.expect.take().unwrap_or_default();
         let mut mode = std::mem::take(&mut self.body_mode);
@@ -723,16 +737,23 @@ impl McpFilter {
         let server = self.server.as_deref().unwrap_or(&rt.config.server);
         let anonymous = Principal::anonymous();
         let principal = self.principal.as_deref().unwrap_or(&anonymous);
-        let r = match &rt.config.policy {
-            Some(policy) => {
-                let view = policy.for_principal(principal, server);
-                f(&mut expect, &mut mode, &mut |k, n| view.visible(k, n), &mut tally)
-            }
-            // Lists are only read under a policy; without one nothing is hidden.
-            None => f(&mut expect, &mut mode, &mut |_, _| true, &mut tally),
+        let view = rt.config.policy.as_ref().map(|p| p.for_principal(principal, server));
+        let integ = rt.config.integrity.as_ref();
+        let mut judge = integrity::ListJudge {
+            view: view.as_ref(),
+            integrity: integ.and_then(|i| i.for_server(server).map(|s| (s, i.generation))),
+            server,
+            reports: Vec::new(),
         };
+        // Without a policy nothing is hidden by visibility; integrity may still edit.
+        let r = f(&mut expect, &mut mode, &mut judge, &mut tally);
+        let reports = std::mem::take(&mut judge.reports);
+        drop(judge);
         self.expect = Some(expect);
         self.body_mode = mode;
+        if !reports.is_empty() {
+            self.record_integrity(rt, h, &reports);
+        }
         for (kind, n) in response::KINDS.iter().zip(tally.removed) {
             if n > 0 {
                 h.increment_counter(rt.stats.list_items_hidden_total, &[server, kind_label(*kind)], n as u64);
@@ -767,7 +788,7 @@ impl McpFilter {
         let mut body = std::mem::take(&mut self.body);
         body.clear();
         h.read_body(Side::Response, &mut body);
-        let out = self.with_view(rt, h, |e, _, keep, t| e.rewrite_json(&body, keep, t));
+        let out = self.with_view(rt, h, |e, _, keep, t| e.rewrite_json_lists(&body, keep, t));
         if let Some(out) = out {
             h.replace_body(Side::Response, &out);
             h.set_response_header("content-length", out.len().to_string().as_bytes());
@@ -785,9 +806,9 @@ impl McpFilter {
             let BodyMode::Sse(rw) = mode else {
                 return None;
             };
-            let mut out = rw.push(e, &chunk, &mut *keep, t);
+            let mut out = rw.push_lists(e, &chunk, keep, t);
             if end_of_stream {
-                out.extend(rw.finish(e, keep, t));
+                out.extend(rw.finish_lists(e, keep, t));
             }
             Some(out)
         });

@@ -20,15 +20,22 @@ pub struct Stats {
     pub list_items_hidden_total: usize,
     /// Virtual-server fan-out requests a backend failed, by virtual server and backend.
     pub backend_failures_total: usize,
+    /// Tool-integrity findings on list items, by server, rule and outcome (`kept`,
+    /// `sanitized`, `hidden`, `quarantined`).
+    pub integrity_findings_total: usize,
+    /// Items that drifted from their pins, by server and change (`changed`, `added`, `removed`).
+    pub integrity_drift_total: usize,
 }
 
 /// (name, label names) of every counter, in definition order.
-pub const COUNTERS: [(&str, &[&str]); 5] = [
+pub const COUNTERS: [(&str, &[&str]); 7] = [
     ("requests_total", &["server", "method", "decision"]),
     ("rejected_total", &["server", "reason"]),
     ("panics_total", &["hook"]),
     ("list_items_hidden_total", &["server", "kind"]),
     ("backend_failures_total", &["server", "backend"]),
+    ("integrity_findings_total", &["server", "rule", "outcome"]),
+    ("integrity_drift_total", &["server", "change"]),
 ];
 
 impl Stats {
@@ -41,6 +48,8 @@ impl Stats {
             panics_total: 3,
             list_items_hidden_total: 5,
             backend_failures_total: 6,
+            integrity_findings_total: 7,
+            integrity_drift_total: 8,
         }
     }
 
@@ -56,6 +65,8 @@ impl Stats {
             panics_total: ids[2],
             list_items_hidden_total: ids[3],
             backend_failures_total: ids[4],
+            integrity_findings_total: ids[5],
+            integrity_drift_total: ids[6],
         })
     }
 }

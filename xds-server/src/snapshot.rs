@@ -393,7 +393,7 @@ struct ListenerInputs<'a> {
 /// The access log fields of `envoy-configs/demo.yaml`, one JSON line per request: what
 /// `mcp-policy replay` needs to re-decide a request (server, method, target, the caller's
 /// subject, tenant and groups, the decision and its rule) is all here.
-const ACCESS_LOG_FIELDS: [(&str, &str); 30] = [
+const ACCESS_LOG_FIELDS: [(&str, &str); 33] = [
     ("time", "%START_TIME%"),
     ("request_id", "%REQ(X-REQUEST-ID)%"),
     ("http_method", "%REQ(:METHOD)%"),
@@ -429,6 +429,12 @@ const ACCESS_LOG_FIELDS: [(&str, &str); 30] = [
     ("bytes_in", "%BYTES_RECEIVED%"),
     ("bytes_out", "%BYTES_SENT%"),
     ("upstream_ms", "%RESPONSE_DURATION%"),
+    (
+        "mcp_integrity_action",
+        "%DYNAMIC_METADATA(mcp_policy:integrity_action)%",
+    ),
+    ("mcp_integrity_rule", "%DYNAMIC_METADATA(mcp_policy:integrity_rule)%"),
+    ("mcp_integrity_drift", "%DYNAMIC_METADATA(mcp_policy:integrity_drift)%"),
 ];
 
 fn build_listener(i: &ListenerInputs<'_>) -> Any {

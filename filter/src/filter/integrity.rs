@@ -1,0 +1,246 @@
+//! Tool-definition integrity in the stream: the [`Lists`] judge that runs the core's scanner
+//! and pins over every list answer the module reads, the per-worker table of withheld items,
+//! refusing calls to them, and what is recorded (counters, a few metadata keys, logs).
+//!
+//! Per worker, no lock: the withheld table is a `thread_local` (docs/tool-integrity.md says
+//! what that means for a call served by another worker than its list).
+
+use super::{McpFilter, Runtime};
+use crate::envoy::{Host, Level};
+use mcp_policy_core::integrity::scan::Scanner;
+use mcp_policy_core::integrity::{self, Edit, ListReport, Outcome, ServerIntegrity, Withheld};
+use mcp_policy_core::policy::{Kind, PrincipalView};
+use mcp_policy_core::reply;
+use mcp_policy_core::response::Lists;
+use mcp_policy_core::rewrite::Scan;
+use std::cell::RefCell;
+
+thread_local! {
+    static WITHHELD: RefCell<Withheld> = RefCell::new(Withheld::default());
+    static SCANNER: RefCell<Scanner> = RefCell::new(Scanner::new());
+}
+
+/// The list judge for one response: policy visibility, then integrity.
+pub(super) struct ListJudge<'a, 'p> {
+    pub view: Option<&'a PrincipalView<'p, 'a>>,
+    pub integrity: Option<(&'a ServerIntegrity, u64)>,
+    pub server: &'a str,
+    pub reports: Vec<(Kind, ListReport)>,
+}
+
+impl Lists for ListJudge<'_, '_> {
+    fn keep(&mut self, kind: Kind, name: &str) -> bool {
+        self.view.is_none_or(|v| v.visible(kind, name))
+    }
+
+    fn edits(&mut self, kind: Kind, scan: &Scan<'_>) -> Option<Vec<Edit>> {
+        let (si, generation) = self.integrity?;
+        let items = scan.items(kind)?;
+        let refs: Vec<(Option<&str>, &[u8])> = items.iter().map(|i| (i.name, i.text)).collect();
+        // A list with a cursor is one page: what is missing from it is not removed.
+        let complete = !memchr_find(scan.text(), b"\"nextCursor\"");
+        let report = SCANNER.with(|s| si.judge_list(kind, &refs, complete, &[], &mut s.borrow_mut()));
+        let names: Vec<Option<&str>> = items.iter().map(|i| i.name).collect();
+        WITHHELD.with(|w| w.borrow_mut().record(generation, self.server, &report, kind, &names));
+        let edits = report
+            .edits
+            .iter()
+            .zip(&items)
+            .map(|(e, i)| match i.name {
+                Some(n) if self.keep(kind, n) => e.clone(),
+                _ => Edit::Drop,
+            })
+            .collect();
+        self.reports.push((kind, report));
+        Some(edits)
+    }
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The kind a call method targets.
+pub(super) fn call_kind(method: &str) -> Option<Kind> {
+    match method {
+        "tools/call" => Some(Kind::Tool),
+        "prompts/get" => Some(Kind::Prompt),
+        "resources/read" | "resources/subscribe" => Some(Kind::Resource),
+        _ => None,
+    }
+}
+
+/// Why a call to `name` is refused, if it is: withheld from this worker's lists, or not pinned
+/// on a quarantining server.
+pub(super) fn withheld_call(
+    rt: &Runtime,
+    server: &str,
+    kind: Kind,
+    name: &str,
+) -> Option<(&'static str, &'static str)> {
+    let integ = rt.config.integrity.as_ref()?;
+    let si = integ.for_server(server)?;
+    let seen = WITHHELD.with(|w| {
+        w.borrow_mut()
+            .get(integ.generation, server, kind, name)
+            .map(|x| (x.rule, x.outcome.label()))
+    });
+    seen.or_else(|| {
+        si.refuses_unpinned(kind, name)
+            .then_some((integrity::PIN_ADDED, "quarantined"))
+    })
+}
+
+/// The JSON-RPC error for a refused call.
+pub(super) fn refusal_body(
+    id: Option<&str>,
+    server: &str,
+    kind: Kind,
+    name: &str,
+    rule: &str,
+    outcome: &str,
+) -> Vec<u8> {
+    let message = format!(
+        "{} {name:?} on server {server:?} is {outcome} by the gateway's tool-integrity check (rule {rule:?}); \
+         an operator must review it (docs/tool-integrity.md)",
+        integrity::kind_label(kind)
+    );
+    let data = serde_json::json!({"rule": rule, "reason": "integrity_withheld", "server": server, "outcome": outcome});
+    reply::jsonrpc_error_body(id, mcp_policy_core::refusal::POLICY_DENIED, &message, Some(data))
+}
+
+impl McpFilter {
+    /// Count, log and put in metadata what integrity found in the lists of one answer.
+    pub(super) fn record_integrity(&self, rt: &Runtime, h: &mut impl Host, reports: &[(Kind, ListReport)]) {
+        let server = self.server(rt);
+        let mut action: Option<Outcome> = None;
+        let mut rule: Option<&str> = None;
+        let mut drift: Vec<String> = Vec::new();
+        for (kind, r) in reports {
+            for item in &r.items {
+                for f in &item.findings {
+                    // Stat label values must not hold dots (Envoy's tag extraction splits on them).
+                    let label = f.rule.name().replace('.', "_");
+                    h.increment_counter(
+                        rt.stats.integrity_findings_total,
+                        &[server, &label, item.outcome.label()],
+                        1,
+                    );
+                    crate::envoy::log(
+                        Level::Warn,
+                        format_args!(
+                            "mcp_policy: integrity: server {server:?} {} {:?}: {} ({}) at {}: {:?} -> {}",
+                            integrity::kind_label(*kind),
+                            item.name,
+                            f.rule.name(),
+                            f.severity().label(),
+                            f.path,
+                            f.excerpt,
+                            item.outcome.label()
+                        ),
+                    );
+                }
+                for (f, reason) in &item.excused {
+                    crate::envoy::log(
+                        Level::Info,
+                        format_args!(
+                            "mcp_policy: integrity: server {server:?} {:?}: {} excused ({reason})",
+                            item.name,
+                            f.rule.name()
+                        ),
+                    );
+                }
+                if let Some(d) = &item.drift {
+                    let change = if d.rule() == integrity::PIN_CHANGED {
+                        "changed"
+                    } else {
+                        "added"
+                    };
+                    h.increment_counter(rt.stats.integrity_drift_total, &[server, change], 1);
+                    drift.push(format!("{change}:{}:{}", integrity::kind_label(*kind), item.name));
+                    crate::envoy::log(
+                        Level::Warn,
+                        format_args!(
+                            "mcp_policy: integrity: server {server:?} {} {:?} drifted from its pin ({change}: {d:?}) -> {}",
+                            integrity::kind_label(*kind),
+                            item.name,
+                            item.outcome.label()
+                        ),
+                    );
+                }
+                let rank = |o: Outcome| match o {
+                    Outcome::Kept => 0,
+                    Outcome::Sanitized => 1,
+                    Outcome::Hidden => 2,
+                    Outcome::Quarantined => 3,
+                };
+                if action.is_none_or(|a| rank(item.outcome) >= rank(a)) && (item.rule.is_some()) {
+                    action = Some(item.outcome);
+                    rule = item.rule;
+                }
+            }
+            for name in &r.removed {
+                h.increment_counter(rt.stats.integrity_drift_total, &[server, "removed"], 1);
+                drift.push(format!("removed:{}:{name}", integrity::kind_label(*kind)));
+            }
+        }
+        if let Some(a) = action {
+            h.set_metadata("integrity_action", if a == Outcome::Kept { "audit" } else { a.label() });
+        }
+        if let Some(r) = rule {
+            h.set_metadata("integrity_rule", r);
+        }
+        if !drift.is_empty() {
+            let mut s = drift.join(",");
+            if s.len() > 512 {
+                let mut cut = 509;
+                while !s.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                s.truncate(cut);
+                s.push_str("...");
+            }
+            h.set_metadata("integrity_drift", &s);
+        }
+    }
+}
+
+impl McpFilter {
+    /// A forwarded message under integrity: list requests get their answer read (whatever the
+    /// policy mode); calls to withheld items are refused.
+    pub(super) fn integrity_forward(
+        &self,
+        rt: &Runtime,
+        h: &mut impl Host,
+        server: &str,
+        msg: &mcp_policy_core::jsonrpc::Message<'_>,
+        target: Option<&str>,
+        list: Option<Kind>,
+    ) -> Result<Option<Kind>, mcp_policy_core::reply::Reply> {
+        let Some(integ) = rt.config.integrity.as_ref() else {
+            return Ok(list);
+        };
+        if integ.for_server(server).is_none() {
+            return Ok(list);
+        }
+        let Some(method) = msg.method() else {
+            return Ok(list);
+        };
+        if let Some(kind) = Kind::of_list(mcp_policy_core::mcp::Method::from_name(method)) {
+            return Ok(Some(kind));
+        }
+        let (Some(kind), Some(name)) = (call_kind(method), target) else {
+            return Ok(list);
+        };
+        let Some((rule, outcome)) = withheld_call(rt, server, kind, name) else {
+            return Ok(list);
+        };
+        let id = msg.id().map(|i| i.as_json().to_owned());
+        h.increment_counter(rt.stats.rejected_total, &[server, "integrity_withheld"], 1);
+        h.set_metadata("decision", "deny");
+        h.set_metadata("reason", "integrity_withheld");
+        h.set_metadata("integrity_rule", rule);
+        let body = refusal_body(id.as_deref(), server, kind, name, rule, outcome);
+        Err(super::json_reply(body, "mcp_policy_integrity_withheld"))
+    }
+}
