@@ -37,7 +37,7 @@ import harness  # noqa: E402
 import run  # noqa: E402
 from issuer import Issuer  # noqa: E402
 
-PROFILE_WORKLOADS = ["call_json", "list_100", "denied", "vs_call", "vs_call_single", "vs_list", "vs_list_slowest"]
+PROFILE_WORKLOADS = ["call_json", "call_sse", "call_json_h2", "list_100", "list_1000", "denied", "vs_call", "vs_call_single", "vs_list", "vs_list_slowest"]
 
 
 def start_envoy_under_callgrind(name: str, bootstrap: dict, log_dir: Path, out_prefix: Path) -> tuple[harness.Proc, str, str]:
@@ -61,11 +61,13 @@ def start_envoy_under_callgrind(name: str, bootstrap: dict, log_dir: Path, out_p
     return proc, admin, f"http://127.0.0.1:{port}/mcp"
 
 
-def oha_n(url: str, body: str, headers: dict[str, str], n: int, c: int) -> dict:
+def oha_n(url: str, body: str, headers: dict[str, str], n: int, c: int, http2: bool = False) -> dict:
     cmd = ["taskset", "-c", run.CLIENT_CPU, run.oha_binary(), "--no-tui", "--output-format", "json", "-n", str(n), "-c", str(c),
            "-m", "POST", "-d", body]
     for k, v in headers.items():
         cmd += ["-H", f"{k}: {v}"]
+    if http2:
+        cmd += ["--http2"]
     cmd.append(url)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=True).stdout
     return json.loads(out)
@@ -259,11 +261,10 @@ def main() -> int:
                     chk = run.check(target, wl_name, wl, tokens)  # the answer we mean to count
                     if not chk["ok"]:
                         raise SystemExit(f"{arm} {wl_name}: unexpected answer {json.dumps(chk['streams'])}")
-                    hdrs = {"content-type": "application/json", "accept": "application/json, text/event-stream",
-                            "authorization": f"Bearer {tokens[who]}"}
-                    oha_n(target_url, body, hdrs, 200, args.concurrency)  # warm: token cache, pools, lazy init
+                    hdrs = target.headers(tokens[who], wl.get("path"))  # as real clients send them
+                    oha_n(target_url, body, hdrs, 200, args.concurrency, wl.get("http2", False))  # warm: token cache, pools, lazy init
                     callgrind_control("-z", str(pid))
-                    o = oha_n(target_url, body, hdrs, args.requests, args.concurrency)
+                    o = oha_n(target_url, body, hdrs, args.requests, args.concurrency, wl.get("http2", False))
                     callgrind_control("-d", wl_name, str(pid))
                     dumps = sorted(out_dir.glob(f"callgrind.{arm}.{pid}.*"), key=lambda p: p.stat().st_mtime)
                     dump = dumps[-1]

@@ -74,6 +74,11 @@ def rpc(method: str, params: dict[str, Any] | None = None, id_: int = 1) -> str:
     return json.dumps(msg, separators=(",", ":"))
 
 
+# What current clients send on every request after initialize (MCP-Protocol-Version) and the
+# session id; see Target.headers.
+PROTOCOL_VERSION = "2025-06-18"
+STATIC_SESSION = "5f0c9d2e-4b7a-41c3-a8e6-d1f0b2c4e6a8"
+
 ECHO = rpc("tools/call", {"name": "echo", "arguments": {"text": "hello"}})
 DELETE = rpc("tools/call", {"name": "delete_item_5", "arguments": {"text": "x"}})
 CREATE_ACME = rpc("tools/call", {"name": "create_item_3", "arguments": {"text": "x", "repo": "acme/web"}})
@@ -205,7 +210,7 @@ def load_phase(target: "Target", wl: dict[str, Any], tokens: dict[str, str], con
     per = max(1, concurrency // len(streams))
     cpu0 = {name: cpu_ns_of(pid) for name, pid in target.pids.items()}
     t0 = time.monotonic()
-    procs = [run_oha(target.url(q, wl.get("path")), target.body(body), target.headers(tokens[who]), per, duration,
+    procs = [run_oha(target.url(q, wl.get("path")), target.body(body), target.headers(tokens[who], wl.get("path")), per, duration,
                      wl.get("http2", False))
              for who, body, q in streams]
     outs = []
@@ -263,6 +268,7 @@ class Target:
         self.tool_name = lambda name: name  # how the gateway names the responder's tools
         self.supported: set[str] | None = None  # workloads this arm can run (None: all)
         self.use_query = True  # the responder's ?tools=/?sse= reach it through this arm
+        self.sessions: dict[tuple[str, str | None], str] = {}  # (token, path) -> session id
 
     def url(self, query: str, path: str | None = None) -> str:
         """`path`: another route on the same listener (the virtual-server workloads)."""
@@ -272,10 +278,34 @@ class Target:
             base = f"{scheme}//{hostport}{path}"
         return f"{base}?{query}" if query and self.use_query else base
 
-    def headers(self, token: str) -> dict[str, str]:
-        h = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    def headers(self, token: str, path: str | None = None) -> dict[str, str]:
+        """What a real client sends after initialize: its protocol version and session id
+        (the module copies every `mcp-*` header of such a request, so the cost is measured)."""
+        h = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+             "mcp-protocol-version": PROTOCOL_VERSION}
         h.update(self.auth if self.auth is not None else {"authorization": f"Bearer {token}"})
+        if self.auth is None:  # the Python gateways keep their own sessions: not sent there
+            h["mcp-session-id"] = self.session(token, path)
         return h
+
+    def session(self, token: str, path: str | None) -> str:
+        """The session id to send: the virtual server's own sealed id (from an initialize on
+        its route, once per principal), else a fixed one shaped like a server's (the responder
+        keeps no sessions; Envoy and the module forward it)."""
+        if self.name != "vserver" or path != arms.VS_PATH:
+            return STATIC_SESSION
+        key = (token, path)
+        if key not in self.sessions:
+            init = rpc("initialize", {"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+                                      "clientInfo": {"name": "bench", "version": "1"}})
+            hdrs = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+                    "authorization": f"Bearer {token}"}
+            r = httpx.post(self.url("", path), content=init, headers=hdrs, timeout=30)
+            sid = r.headers.get("mcp-session-id")
+            if r.status_code != 200 or not sid:
+                raise SystemExit(f"{self.name}: initialize on {path} gave no session ({r.status_code}): {r.text[:200]}")
+            self.sessions[key] = sid
+        return self.sessions[key]
 
     def body(self, body: str) -> str:
         msg = json.loads(body)
@@ -295,7 +325,7 @@ def check(target: Target, wl_name: str, wl: dict[str, Any], tokens: dict[str, st
     results = []
     for who, body, q in wl["streams"]:
         with httpx.Client(http2=False, timeout=30) as c:
-            r = c.post(target.url(q, wl.get("path")), content=target.body(body), headers=target.headers(tokens[who]))
+            r = c.post(target.url(q, wl.get("path")), content=target.body(body), headers=target.headers(tokens[who], wl.get("path")))
         text = r.text
         if r.headers.get("content-type", "").startswith("text/event-stream"):
             data = [line[5:].strip() for line in text.splitlines() if line.startswith("data:")]

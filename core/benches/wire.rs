@@ -52,6 +52,18 @@ fn request(c: &mut Criterion) {
         b.iter(|| strict_json::check(black_box(CALL)).unwrap())
     });
     g.finish();
+
+    // The walk of a list answer alone (envelope, names decoded, every other value crossed by
+    // the fast validating skip), without the policy or the rewritten copy.
+    let mut g = c.benchmark_group("scan/tools_list");
+    for n in [100usize, 1000] {
+        let body = tools_list(n);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &body, |b, body| {
+            b.iter(|| black_box(mcp_policy_core::rewrite::scan(black_box(body)).unwrap().id()))
+        });
+    }
+    g.finish();
 }
 
 fn rewrite(c: &mut Criterion) {

@@ -655,10 +655,150 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skip one value (validating it), returning its text. The cursor must be on its first byte.
+    ///
+    /// The fast path of list rewriting and envelope scans: the same grammar, errors and depth
+    /// limit as [`Scanner::walk`] (a strict client must still read whatever is forwarded), but
+    /// no visitor and no per-key work (duplicate keys are only looked for where a reader of the
+    /// gateway's decision looks: see docs/ARCHITECTURE.md, "Where duplicate keys are checked"),
+    /// the container stack kept as bits in a register, and strings crossed eight bytes at a time.
     pub fn skip_value(&mut self, max_depth: usize) -> Result<&'a str, WalkError> {
         let start = self.pos;
-        self.walk(max_depth, &mut Skip)?;
+        if max_depth > 128 {
+            self.walk(max_depth, &mut Skip)?;
+        } else {
+            self.skip_fast(max_depth)?;
+        }
         Ok(&self.text[start..self.pos])
+    }
+
+    /// [`Scanner::skip_value`]'s loop, for `max_depth <= 128`: bit `i` of `stack` is set when
+    /// the container at depth `i + 1` is an object.
+    fn skip_fast(&mut self, max_depth: usize) -> Result<(), WalkError> {
+        let mut stack: u128 = 0;
+        let mut depth: usize = 0;
+        'value: loop {
+            self.skip_ws();
+            match self.peek() {
+                Some(open @ (b'{' | b'[')) => {
+                    if depth >= max_depth {
+                        return Err(WalkError::TooDeep(max_depth));
+                    }
+                    let is_object = open == b'{';
+                    stack = (stack << 1) | u128::from(is_object);
+                    depth += 1;
+                    self.pos += 1;
+                    self.skip_ws();
+                    match (is_object, self.peek()) {
+                        (true, Some(b'}')) | (false, Some(b']')) => {
+                            self.pos += 1;
+                            stack >>= 1;
+                            depth -= 1;
+                        }
+                        (true, _) => {
+                            self.skip_key()?;
+                            continue 'value;
+                        }
+                        (false, _) => continue 'value,
+                    }
+                }
+                Some(b'"') => self.skip_string()?,
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                Some(b't') => self.literal(b"true")?,
+                Some(b'f') => self.literal(b"false")?,
+                Some(b'n') => self.literal(b"null")?,
+                Some(_) => return Err(self.err("unexpected character").into()),
+                None => return Err(self.err("unexpected end of input").into()),
+            }
+            // A value just ended: close as many containers as end here.
+            loop {
+                if depth == 0 {
+                    return Ok(());
+                }
+                let is_object = stack & 1 == 1;
+                self.skip_ws();
+                match (is_object, self.peek()) {
+                    (true, Some(b',')) => {
+                        self.pos += 1;
+                        self.skip_ws();
+                        self.skip_key()?;
+                        continue 'value;
+                    }
+                    (false, Some(b',')) => {
+                        self.pos += 1;
+                        continue 'value;
+                    }
+                    (true, Some(b'}')) | (false, Some(b']')) => {
+                        self.pos += 1;
+                        stack >>= 1;
+                        depth -= 1;
+                    }
+                    (_, None) => return Err(self.err("unexpected end of input").into()),
+                    (true, _) => return Err(self.err("expected ',' or '}'").into()),
+                    (false, _) => return Err(self.err("expected ',' or ']'").into()),
+                }
+            }
+        }
+    }
+
+    /// `"key" :` with the cursor on the key's quote, the key only validated.
+    #[inline]
+    fn skip_key(&mut self) -> Result<(), Syntax> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("expected a string key"));
+        }
+        self.skip_string()?;
+        self.expect(b':', "expected ':'")
+    }
+
+    /// Cross a string (validated exactly as [`Scanner::string`] does), the cursor on its quote.
+    #[inline]
+    fn skip_string(&mut self) -> Result<(), Syntax> {
+        let open = self.pos;
+        let bytes = self.bytes;
+        let mut p = open + 1;
+        loop {
+            while p + 8 <= bytes.len() {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&bytes[p..p + 8]);
+                let mask = special_mask(u64::from_le_bytes(w));
+                if mask != 0 {
+                    p += (mask.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                p += 8;
+            }
+            match bytes.get(p) {
+                Some(b'"') => {
+                    self.pos = p + 1;
+                    return Ok(());
+                }
+                Some(b'\\') => match bytes.get(p + 1) {
+                    Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => p += 2,
+                    Some(b'u') => {
+                        if hex4(bytes, p + 2).is_none() {
+                            self.pos = p;
+                            return Err(self.err("bad \\u escape"));
+                        }
+                        p += 6;
+                    }
+                    _ => {
+                        self.pos = p;
+                        return Err(self.err("bad escape"));
+                    }
+                },
+                Some(0x00..=0x1f) => {
+                    self.pos = p;
+                    return Err(self.err("control character in string"));
+                }
+                Some(_) => p += 1,
+                None => {
+                    return Err(Syntax {
+                        offset: open,
+                        message: "unterminated string",
+                    })
+                }
+            }
+        }
     }
 
     /// Walk one value, iteratively (no recursion, so depth is bounded only by `max_depth`).
@@ -1015,5 +1155,49 @@ mod tests {
         assert_eq!(find_member(r#"{"a":1,"b":"x"}"#, "b").unwrap(), Some("\"x\""));
         assert_eq!(find_member(r#"{"a":1}"#, "b").unwrap(), None);
         assert!(find_member(r#"{"b":1,"\u0062":2}"#, "b").is_err());
+    }
+
+    /// The fast skip ([`Scanner::skip_value`]) must accept, refuse and stop exactly where the
+    /// visitor walk does: it is the same grammar without the per-key work.
+    #[test]
+    fn fast_skip_agrees_with_the_walk() {
+        let cases = [
+            r#"{"a":1,"b":[true,false,null,-0.5e+3,"x\u00e9\n"],"c":{"d":{}}}"#,
+            r#"[[],{},[{}],"",0]"#,
+            r#""plain" ,"#,
+            r#"{"a":1 "b":2}"#,
+            r#"{"a":1,}"#,
+            r#"[1,,2]"#,
+            r#"[1 2]"#,
+            r#"{"a":NaN}"#,
+            r#"{'a':1}"#,
+            r#"{"a":/* c */1}"#,
+            r#"{"a":"bad \x escape"}"#,
+            "{\"a\":\"ctl \u{1}\"}",
+            r#"{"a":"\u12"}"#,
+            r#"{"a":[1}"#,
+            r#"{"a":{"b":]}}"#,
+            r#"{"a":"unterminated"#,
+            r#"{"a":1"#,
+            r#"{"a":tru}"#,
+            r#"{"a":01}"#,
+            r#"[[[[[[[[[[1]]]]]]]]]]"#,
+            r#"{a:1}"#,
+            r#"{"a"}"#,
+            "",
+        ];
+        for text in cases {
+            for depth in [1usize, 3, 5, 128, 129] {
+                let mut fast = Scanner::new(text);
+                let mut walk = Scanner::new(text);
+                let f = fast.skip_value(depth).map(|v| v.len());
+                let w = walk.walk(depth, &mut Skip).map(|_| walk.pos());
+                // Same verdict, same error (kind, message, offset); on success the same end.
+                assert_eq!(format!("{f:?}"), format!("{w:?}"), "{text:?} at depth {depth}");
+                if f.is_ok() {
+                    assert_eq!(fast.pos(), walk.pos(), "{text:?} at depth {depth}");
+                }
+            }
+        }
     }
 }
