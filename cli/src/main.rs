@@ -568,6 +568,8 @@ fn cmd_usage(a: &Args) -> Result<ExitCode, Fail> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
 /// The kinds a captured list may hold, with their pin-file keys.
 const PIN_KINDS: [(policy::Kind, &str); 4] = [
     (policy::Kind::Tool, "tools"),

@@ -24,6 +24,7 @@ pub mod stats;
 mod fake;
 #[cfg(test)]
 mod test_symbols;
+#[cfg(test)]
 mod tests_integrity;
 #[cfg(test)]
 mod tests_limits;
