@@ -51,9 +51,9 @@ bench: bench-core bench-load bench-audit bench-limits
 
 # The audit trail's cost: Envoy CPU per request with the ALS stream on vs off, and records/s
 # mcp-audit sustains on one core (bench/audit_bench.py, docs/audit.md).
-bench-audit: build
+bench-audit: build peers
 	cargo build --release --locked -p mcp-audit --example als_load
-	.venv/bin/python bench/audit_bench.py $(BENCH_ARGS)
+	$(PY) bench/audit_bench.py $(BENCH_ARGS)
 
 bench-core:
 	cargo bench -p mcp-policy-core
