@@ -5,42 +5,13 @@
 //! whitespace, strings and numbers as serde_json writes them. Two requests with the same
 //! arguments in any member order and spacing get the same digest, so an auditor holding the
 //! arguments can prove which call a record is, while the log itself carries no argument
-//! values.
+//! values. The canonical form is the one policy versions are hashed over
+//! (`policy::version::canonical`).
 
+use crate::policy::version::canonical;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-
-/// The canonical form of `v`, appended to `out`.
-pub fn canonical(v: &Value, out: &mut String) {
-    match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_unstable();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical(&m[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
-}
 
 /// `sha256:<hex>` of the canonical `arguments` member of `params`, if it has one.
 pub fn args_digest(params: &RawValue) -> Option<String> {

@@ -31,7 +31,7 @@ pub(crate) mod matcher;
 mod pointer;
 mod spec;
 pub mod trace;
-mod version;
+pub(crate) mod version;
 
 pub use spec::{ArgumentSpec, Effect, IdentitySource, JsonType, Mode, PolicySpec, PrincipalSpec, RuleSpec, ServerSpec};
 

@@ -56,7 +56,7 @@ pub(crate) fn version_of<T: Serialize>(spec: &T) -> String {
     format!("{:016x}", fnv1a64(out.as_bytes()))
 }
 
-fn canonical(v: &Value, out: &mut String) {
+pub(crate) fn canonical(v: &Value, out: &mut String) {
     match v {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
