@@ -239,31 +239,20 @@ impl<'a> Scan<'a> {
         let Some(list) = self.lists.iter().find(|l| l.kind == kind) else {
             return Err(RewriteError::MissingList(kind.list_key()));
         };
-        let keeps: Vec<bool> = list
+        // One splice mechanism for every edit: visibility only ever keeps or drops.
+        use crate::integrity::Edit;
+        let edits: Vec<Edit> = list
             .items
             .iter()
-            .map(|i| i.name.as_deref().is_some_and(|n| keep(kind, n)))
+            .map(|i| {
+                if i.name.as_deref().is_some_and(|n| keep(kind, n)) {
+                    Edit::Keep
+                } else {
+                    Edit::Drop
+                }
+            })
             .collect();
-        let removed = keeps.iter().filter(|k| !**k).count();
-        if removed == 0 {
-            return Ok(Rewrite::Unchanged);
-        }
-        let body = self.body;
-        let mut out = Vec::with_capacity(body.len());
-        out.extend_from_slice(&body[..list.array.start]);
-        out.push(b'[');
-        let mut first = true;
-        for (item, _) in list.items.iter().zip(&keeps).filter(|(_, k)| **k) {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.extend_from_slice(&body[item.span.clone()]);
-        }
-        out.extend_from_slice(&body[list.tail.clone()]);
-        out.push(b']');
-        out.extend_from_slice(&body[list.array.end..]);
-        Ok(Rewrite::Rewritten { body: out, removed })
+        self.splice(kind, &edits)
     }
 }
 
