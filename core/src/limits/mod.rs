@@ -401,23 +401,7 @@ impl Limits {
                     ));
                 }
             }
-            if r.principals.is_empty() {
-                errors.push(PolicyError::at(
-                    format!("{at}.principals"),
-                    "empty list matches nobody: use [{}] for every authenticated principal",
-                ));
-            }
-            let mut principals = Vec::new();
-            for (k, p) in r.principals.iter().enumerate() {
-                let mut errs = Vec::new();
-                match PrincipalMatcher::compile(p, &mut errs) {
-                    Some(m) => principals.push(m),
-                    None => errors.extend(
-                        errs.into_iter()
-                            .map(|(p, m)| PolicyError::at(format!("{at}.principals[{k}]{p}"), m)),
-                    ),
-                }
-            }
+            let principals = crate::policy::compile_principals(&at, &r.principals, errors);
             let servers = servers_of(&at, &r.servers, errors);
             let tools = tools_of(&at, &r.tools, errors);
             if let Some(kind) = kind {

@@ -864,23 +864,7 @@ fn compile_rule(at: &str, r: &RuleSpec, spec: &PolicySpec, errors: &mut Vec<Poli
             ));
         }
     }
-    if r.principals.is_empty() {
-        errors.push(PolicyError::at(
-            format!("{at}.principals"),
-            "empty list matches nobody: use [{}] for every authenticated principal",
-        ));
-    }
-    let mut principals = Vec::with_capacity(r.principals.len());
-    for (k, p) in r.principals.iter().enumerate() {
-        let mut errs = Vec::new();
-        match PrincipalMatcher::compile(p, &mut errs) {
-            Some(m) => principals.push(m),
-            None => errors.extend(
-                errs.into_iter()
-                    .map(|(p, m)| PolicyError::at(format!("{at}.principals[{k}]{p}"), m)),
-            ),
-        }
-    }
+    let principals = compile_principals(at, &r.principals, errors);
     if r.tools.is_empty() && r.resources.is_empty() && r.prompts.is_empty() && r.methods.is_empty() {
         errors.push(PolicyError::at(
             at,
@@ -1035,6 +1019,33 @@ fn _assert_send_sync() {
     is::<Policy>();
     fn is_send<T: Send>() {}
     is_send::<PrincipalView<'static, 'static>>();
+}
+
+/// A rule's `principals` (policy rules and limits alike): an empty list is an error, each
+/// matcher's problems are reported at `<at>.principals[k]...`.
+pub(crate) fn compile_principals(
+    at: &str,
+    specs: &[spec::PrincipalSpec],
+    errors: &mut Vec<PolicyError>,
+) -> Vec<PrincipalMatcher> {
+    if specs.is_empty() {
+        errors.push(PolicyError::at(
+            format!("{at}.principals"),
+            "empty list matches nobody: use [{}] for every authenticated principal",
+        ));
+    }
+    let mut principals = Vec::with_capacity(specs.len());
+    for (k, p) in specs.iter().enumerate() {
+        let mut errs = Vec::new();
+        match PrincipalMatcher::compile(p, &mut errs) {
+            Some(m) => principals.push(m),
+            None => errors.extend(
+                errs.into_iter()
+                    .map(|(p, m)| PolicyError::at(format!("{at}.principals[{k}]{p}"), m)),
+            ),
+        }
+    }
+    principals
 }
 
 #[cfg(test)]
