@@ -1,9 +1,11 @@
 //! Tool-integrity costs: scanning and pin-checking lists of 10 / 100 / 1,000 real tools (the
 //! clean corpus's tools, cycled with unique names), next to the list rewrite itself on the same
-//! body for scale.
+//! body for scale. `_cold` is a worker's first sight of each definition (parse, scan, pin);
+//! `_warm` every later one (the per-worker cache: one hash and one compare per item).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use mcp_policy_core::integrity::scan::Scanner;
+use mcp_policy_core::integrity::cache::ScanCache;
+use mcp_policy_core::integrity::scan;
 use mcp_policy_core::integrity::{canon, Integrity};
 use mcp_policy_core::rewrite::{self, Kind};
 use serde_json::Value;
@@ -61,17 +63,25 @@ fn bench(c: &mut Criterion) {
             .expect("spec"),
         )
         .expect("compile");
-        let mut scanner = Scanner::new();
+        // Cold: a cache that keeps nothing (every item parsed, scanned and pinned, as the
+        // first time a worker sees a definition). Warm: the same list again (every later time).
+        let mut cold = ScanCache::with_limit(0);
+        let mut warm = ScanCache::new();
         g.bench_with_input(BenchmarkId::new("list_rewrite_baseline", n), &n, |b, _| {
             b.iter(|| rewrite::rewrite_list(&body, Kind::Tool, |_, name| !name.ends_with("_3")).expect("rewrite"))
         });
-        g.bench_with_input(BenchmarkId::new("scan", n), &n, |b, _| {
-            let s = scan_only.for_server("x").expect("server");
-            b.iter(|| s.judge_list(Kind::Tool, &refs, true, &[], &mut scanner))
-        });
-        g.bench_with_input(BenchmarkId::new("scan_and_pin_check", n), &n, |b, _| {
-            let s = pinned.for_server("x").expect("server");
-            b.iter(|| s.judge_list(Kind::Tool, &refs, true, &[], &mut scanner))
+        for (label, integ) in [("scan", &scan_only), ("scan_and_pin_check", &pinned)] {
+            let s = integ.for_server("x").expect("server");
+            g.bench_with_input(BenchmarkId::new(format!("{label}_cold"), n), &n, |b, _| {
+                b.iter(|| s.judge_list(Kind::Tool, &refs, true, &[], &mut cold))
+            });
+            g.bench_with_input(BenchmarkId::new(format!("{label}_warm"), n), &n, |b, _| {
+                b.iter(|| s.judge_list(Kind::Tool, &refs, true, &[], &mut warm))
+            });
+        }
+        let names: Vec<&str> = texts.iter().map(|(n, _)| n.as_str()).collect();
+        g.bench_with_input(BenchmarkId::new("name_collisions", n), &n, |b, _| {
+            b.iter(|| scan::collisions(&names))
         });
         g.bench_with_input(BenchmarkId::new("pin_only", n), &n, |b, _| {
             b.iter(|| list.iter().map(canon::pin).count())

@@ -140,6 +140,8 @@ pub struct Scan<'a> {
     id: Option<&'a str>,
     shape: Shape,
     lists: Vec<List<'a>>,
+    /// `result` has a `nextCursor` member: the lists are one page of more.
+    next_cursor: bool,
 }
 
 impl<'a> Scan<'a> {
@@ -180,6 +182,12 @@ impl<'a> Scan<'a> {
                 })
                 .collect(),
         )
+    }
+
+    /// Whether `result` has a `nextCursor` member (the lists are one page: what is missing
+    /// from them is not necessarily gone).
+    pub fn has_next_cursor(&self) -> bool {
+        self.next_cursor
     }
 
     /// The message's whole text.
@@ -278,6 +286,7 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
     }
     let mut id: Option<&str> = None;
     let mut lists: Vec<List<'_>> = Vec::new();
+    let mut next_cursor = false;
     let mut seen_envelope: [bool; 5] = [false; 5];
     s.object(|key, s| {
         const ENVELOPE: [&str; 5] = ["jsonrpc", "id", "result", "error", "method"];
@@ -309,7 +318,7 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
                 id = Some(raw);
                 Ok(())
             }
-            Some(2) => result(s, &mut lists),
+            Some(2) => result(s, &mut lists, &mut next_cursor),
             _ => skip(s, 1),
         }
     })?;
@@ -330,7 +339,13 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
             ))
         }
     };
-    Ok(Scan { body, id, shape, lists })
+    Ok(Scan {
+        body,
+        id,
+        shape,
+        lists,
+        next_cursor,
+    })
 }
 
 /// A key's text, decoded only when it has escapes (the common key is borrowed as is).
@@ -351,7 +366,7 @@ fn skip(s: &mut Scanner<'_>, depth: usize) -> Result<(), RewriteError> {
 }
 
 /// Walk `result` (cursor on its value): collect every list it holds, skip the rest.
-fn result<'a>(s: &mut Scanner<'a>, lists: &mut Vec<List<'a>>) -> Result<(), RewriteError> {
+fn result<'a>(s: &mut Scanner<'a>, lists: &mut Vec<List<'a>>, next_cursor: &mut bool) -> Result<(), RewriteError> {
     if s.peek() != Some(b'{') {
         // Not an object: not a list result. `filter` refuses it for want of a list; other
         // results (of requests the module does not read) may be anything.
@@ -362,6 +377,9 @@ fn result<'a>(s: &mut Scanner<'a>, lists: &mut Vec<List<'a>>) -> Result<(), Rewr
         let kinds = [Kind::Tool, Kind::Resource, Kind::ResourceTemplate, Kind::Prompt];
         let Some(k) = kinds.iter().position(|k| key.eq_str(k.list_key()).unwrap_or(false)) else {
             let decoded = key_text(&key)?;
+            if decoded == "nextCursor" {
+                *next_cursor = true;
+            }
             if let Some(k) = kinds.iter().find(|k| folds_to(&decoded, k.list_key())) {
                 return Err(RewriteError::at(
                     key.offset,

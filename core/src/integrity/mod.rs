@@ -5,11 +5,13 @@
 //! - [`scan`]: the deterministic scanner (findings with JSON paths), name collisions.
 //! - [`sanitize`]: what `action: sanitize` removes.
 //! - [`canon`]: RFC 8785 canonical JSON and `sha256:` pins.
+//! - [`cache`]: the per-worker memo of scanner findings and pins by item bytes.
 //! - this module: the `integrity` config section (parse → validate → compile) and
 //!   [`ServerIntegrity::judge_list`], which turns one list answer into per-item edits and
 //!   reports (findings, drift, what was done) for metrics and logs.
 //! - [`Withheld`]: the per-worker table of items hidden from lists, so calls to them are refused.
 
+pub mod cache;
 pub mod canon;
 pub mod rules;
 pub mod sanitize;
@@ -132,13 +134,16 @@ struct Exception {
     reason: String,
 }
 
+/// Item name → pin (looked up once per item of every list).
+type PinMap = HashMap<String, String, foldhash::fast::RandomState>;
+
 /// One server's compiled settings.
 #[derive(Debug, Clone)]
 pub struct ServerIntegrity {
     pub action: Action,
     pub min_severity: Severity,
     pub drift: DriftAction,
-    pins: [HashMap<String, String>; 4],
+    pins: [PinMap; 4],
     pinned: bool,
     exceptions: Vec<Exception>,
 }
@@ -194,7 +199,7 @@ impl Integrity {
         let mut default = None;
         for (name, s) in spec.servers {
             let at = format!("integrity.servers.{name}");
-            let mut pins: [HashMap<String, String>; 4] = Default::default();
+            let mut pins: [PinMap; 4] = Default::default();
             for kind in crate::response::KINDS {
                 for (item, pin) in s.pins.of(kind) {
                     if !valid_pin(pin) {
@@ -406,13 +411,14 @@ impl ServerIntegrity {
         items: &[(Option<&str>, &[u8])],
         complete: bool,
         others: &[&str],
-        scanner: &mut scan::Scanner,
+        cache: &mut cache::ScanCache,
     ) -> ListReport {
         let mut report = ListReport {
             edits: Vec::with_capacity(items.len()),
             ..ListReport::default()
         };
-        let mut names: Vec<&str> = others.to_vec();
+        let mut names: Vec<&str> = Vec::with_capacity(others.len() + items.len());
+        names.extend_from_slice(others);
         names.extend(items.iter().map(|(n, _)| n.unwrap_or("")));
         let collide = scan::collisions(&names);
         let pins = &self.pins[kind_slot(kind)];
@@ -421,31 +427,32 @@ impl ServerIntegrity {
                 report.edits.push(Edit::Drop);
                 continue;
             };
-            let mut value: Value = match serde_json::from_slice(text) {
-                Ok(v) => v,
-                Err(_) => {
-                    report.edits.push(Edit::Drop);
-                    continue;
-                }
+            let Some(facts) = cache.facts(text, self.pinned) else {
+                report.edits.push(Edit::Drop);
+                continue;
             };
-            let mut found = scanner.item(&value);
-            if let Some(j) = collide[others.len() + i] {
-                found.push(Finding {
-                    rule: Rule::NameCollision,
-                    path: "$.name".into(),
-                    excerpt: format!("{name:?} reads as {:?}", names[j]),
-                });
+            let drift = match (self.pinned, facts.pin()) {
+                (true, Some(now)) => match pins.get(name) {
+                    Some(p) if p == now => None,
+                    Some(p) => Some(Drift::Changed {
+                        pinned: p.clone(),
+                        now: now.to_owned(),
+                    }),
+                    None => Some(Drift::Added { now: now.to_owned() }),
+                },
+                _ => None,
+            };
+            let collision = collide[others.len() + i].map(|j| Finding {
+                rule: Rule::NameCollision,
+                path: "$.name".into(),
+                excerpt: format!("{name:?} reads as {:?}", names[j]),
+            });
+            if facts.findings.is_empty() && collision.is_none() && drift.is_none() {
+                // The common case: clean and as pinned.
+                report.edits.push(Edit::Keep);
+                continue;
             }
-            let drift = if self.pinned {
-                let now = canon::pin(&value);
-                match pins.get(name) {
-                    Some(p) if *p == now => None,
-                    Some(p) => Some(Drift::Changed { pinned: p.clone(), now }),
-                    None => Some(Drift::Added { now }),
-                }
-            } else {
-                None
-            };
+            let found = facts.findings.iter().cloned().chain(collision);
             let mut findings = Vec::new();
             let mut excused = Vec::new();
             for f in found {
@@ -472,13 +479,11 @@ impl ServerIntegrity {
                     Action::Audit => (Edit::Keep, Outcome::Kept, decisive),
                     Action::Hide => (Edit::Drop, Outcome::Hidden, decisive),
                     Action::Sanitize => {
-                        if acting.iter().any(|f| f.rule.sanitizable()) && sanitize::sanitize_item(&mut value) {
-                            match serde_json::to_vec(&value) {
-                                Ok(b) => (Edit::Replace(b), Outcome::Sanitized, decisive),
-                                Err(_) => (Edit::Drop, Outcome::Hidden, decisive),
-                            }
-                        } else {
-                            (Edit::Keep, Outcome::Kept, decisive)
+                        match acting.iter().any(|f| f.rule.sanitizable()).then(|| sanitized(text)) {
+                            Some(Some(b)) => (Edit::Replace(b), Outcome::Sanitized, decisive),
+                            // Asked to sanitize, and what was found cannot be cut out: the
+                            // item goes as served (the findings are still reported).
+                            Some(None) | None => (Edit::Keep, Outcome::Kept, decisive),
                         }
                     }
                 }
@@ -497,13 +502,23 @@ impl ServerIntegrity {
             }
         }
         if complete && self.pinned {
-            let served: std::collections::HashSet<&str> = items.iter().filter_map(|(n, _)| *n).collect();
+            let served: std::collections::HashSet<&str, foldhash::fast::RandomState> =
+                items.iter().filter_map(|(n, _)| *n).collect();
             let mut removed: Vec<String> = pins.keys().filter(|k| !served.contains(k.as_str())).cloned().collect();
             removed.sort();
             report.removed = removed;
         }
         report
     }
+}
+
+/// An item's text with what `sanitize` removes removed; `None` when nothing was.
+fn sanitized(text: &[u8]) -> Option<Vec<u8>> {
+    let mut value: Value = serde_json::from_slice(text).ok()?;
+    if !sanitize::sanitize_item(&mut value) {
+        return None;
+    }
+    serde_json::to_vec(&value).ok()
 }
 
 /// Why an item is withheld from calls on this worker.
@@ -515,10 +530,14 @@ pub struct WithheldItem {
 
 /// Items this worker hid from lists, so calls to them are refused: per worker (a
 /// `thread_local` in the filter), no lock. Bounded; emptied when the config changes.
+///
+/// Keyed server → kind → name so that the common case (a list whose items are all
+/// delivered) looks names up borrowed, without building a key per item.
 #[derive(Debug, Default)]
 pub struct Withheld {
     generation: u64,
-    map: HashMap<(String, usize, String), WithheldItem>,
+    map: HashMap<String, [HashMap<String, WithheldItem>; 4]>,
+    len: usize,
 }
 
 /// Most entries one worker keeps.
@@ -528,6 +547,7 @@ impl Withheld {
     fn sync(&mut self, generation: u64) {
         if self.generation != generation {
             self.map.clear();
+            self.len = 0;
             self.generation = generation;
         }
     }
@@ -535,34 +555,47 @@ impl Withheld {
     /// Record a judged list: withheld items are added, items delivered are removed.
     pub fn record(&mut self, generation: u64, server: &str, report: &ListReport, kind: Kind, names: &[Option<&str>]) {
         self.sync(generation);
+        let slot = kind_slot(kind);
         let withheld: HashMap<&str, &ItemReport> = report
             .items
             .iter()
             .filter(|r| r.outcome.withheld())
             .map(|r| (r.name.as_str(), r))
             .collect();
+        if withheld.is_empty() && self.map.get(server).is_none_or(|m| m[slot].is_empty()) {
+            // Nothing hidden now and nothing hidden before: nothing to record.
+            return;
+        }
         for (edit, name) in report.edits.iter().zip(names) {
             let Some(name) = name else { continue };
-            let key = (server.to_owned(), kind_slot(kind), (*name).to_owned());
-            match (edit, withheld.get(name)) {
-                (Edit::Drop, Some(r)) => {
-                    if self.map.len() >= WITHHELD_MAX && !self.map.contains_key(&key) {
-                        // Full: forget an arbitrary entry rather than grow (the list hides it
-                        // again the next time it is served).
-                        if let Some(k) = self.map.keys().next().cloned() {
-                            self.map.remove(&k);
+            let hidden = match edit {
+                Edit::Drop => withheld.get(name),
+                _ => None,
+            };
+            match hidden {
+                Some(r) => {
+                    let item = WithheldItem {
+                        rule: r.rule.unwrap_or("integrity"),
+                        outcome: r.outcome,
+                    };
+                    let known = self.map.get(server).is_some_and(|m| m[slot].contains_key(*name));
+                    if !known && self.len >= WITHHELD_MAX {
+                        // Full: start over rather than grow (each list hides its items again
+                        // the next time it is served).
+                        self.map.clear();
+                        self.len = 0;
+                    }
+                    let names = &mut self.map.entry(server.to_owned()).or_default()[slot];
+                    if names.insert((*name).to_owned(), item).is_none() {
+                        self.len += 1;
+                    }
+                }
+                None => {
+                    if let Some(m) = self.map.get_mut(server) {
+                        if m[slot].remove(*name).is_some() {
+                            self.len -= 1;
                         }
                     }
-                    self.map.insert(
-                        key,
-                        WithheldItem {
-                            rule: r.rule.unwrap_or("integrity"),
-                            outcome: r.outcome,
-                        },
-                    );
-                }
-                _ => {
-                    self.map.remove(&key);
                 }
             }
         }
@@ -570,14 +603,14 @@ impl Withheld {
 
     pub fn get(&mut self, generation: u64, server: &str, kind: Kind, name: &str) -> Option<&WithheldItem> {
         self.sync(generation);
-        self.map.get(&(server.to_owned(), kind_slot(kind), name.to_owned()))
+        self.map.get(server)?[kind_slot(kind)].get(name)
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
     }
 }
 

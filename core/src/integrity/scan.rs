@@ -814,10 +814,8 @@ impl Scanner {
         if !ascii_clean {
             self.chars(s);
         }
-        if field == Field::Name {
-            if !s.is_ascii() || s.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-                self.push(Rule::NameConfusable, excerpt(s, 0));
-            }
+        if field == Field::Name && (!s.is_ascii() || s.bytes().any(|b| b.is_ascii_control() || b == b' ')) {
+            self.push(Rule::NameConfusable, excerpt(s, 0));
         }
         if s.chars().count() > MAX_TEXT_CHARS {
             self.push(Rule::LengthOverlong, format!("{} characters", s.chars().count()));
@@ -980,13 +978,17 @@ fn push_key(path: &mut String, k: &str) {
 }
 
 /// The normalised "skeleton" of a name for collision checks: ASCII-lowercased, separators
-/// (`_ - . / space`) dropped, common look-alikes folded to Latin (Cyrillic, Greek, digits).
+/// (`_ - . / space :`) dropped, invisible characters dropped, common look-alikes folded to
+/// Latin (Cyrillic, Greek, digits).
 pub fn skeleton(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for c in name.chars() {
-        let c = match c {
-            '_' | '-' | '.' | '/' | ' ' | ':' => continue,
-            c if tag(c) || invisible(c) || bidi(c) => continue,
+    skeleton_chars(name).collect()
+}
+
+fn skeleton_chars(name: &str) -> impl Iterator<Item = char> + '_ {
+    name.chars().filter_map(|c| {
+        Some(match c {
+            '_' | '-' | '.' | '/' | ' ' | ':' => return None,
+            c if tag(c) || invisible(c) || bidi(c) => return None,
             'а' | 'А' | 'α' | 'Α' => 'a',
             'е' | 'Е' | 'ε' | 'Ε' => 'e',
             'о' | 'О' | 'ο' | 'Ο' | '0' => 'o',
@@ -1004,30 +1006,65 @@ pub fn skeleton(name: &str) -> String {
             'в' | 'В' | 'Β' => 'b',
             'ν' | 'Ν' => 'n',
             c => c.to_ascii_lowercase(),
-        };
-        out.push(c);
-    }
-    out
+        })
+    })
 }
 
 /// Names that collide after normalisation: for each index in `names`, the index of an
 /// earlier name with the same skeleton and different text (`None` when unique). `names`
 /// may mix this server's items with other backends' (the caller says which is which).
+///
+/// Runs on every list the gateway judges, so it builds no skeleton strings: each name's
+/// skeleton is hashed as it is folded, and compared in full only when two hashes meet.
 pub fn collisions(names: &[&str]) -> Vec<Option<usize>> {
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::with_capacity(names.len());
+    use std::hash::BuildHasher;
+    // Seeded per call: a server cannot choose names whose hashes meet.
+    let state = foldhash::fast::RandomState::default();
+    let mut first: std::collections::HashMap<u64, usize, foldhash::fast::RandomState> =
+        std::collections::HashMap::with_capacity_and_hasher(names.len(), Default::default());
+    let same = |a: &str, b: &str| skeleton_chars(a).eq(skeleton_chars(b));
+    let mut buf: Vec<u8> = Vec::with_capacity(64);
     names
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            let sk = skeleton(n);
-            match seen.get(&sk) {
-                Some(&j) if names[j] != *n => Some(j),
-                Some(_) => None,
-                None => {
-                    seen.insert(sk, i);
-                    None
+            buf.clear();
+            if n.is_ascii() {
+                buf.extend(n.bytes().filter_map(|b| ASCII_SKELETON[b as usize]));
+            } else {
+                for c in skeleton_chars(n) {
+                    let mut u = [0u8; 4];
+                    buf.extend_from_slice(c.encode_utf8(&mut u).as_bytes());
                 }
             }
+            let h = state.hash_one(buf.as_slice());
+            let earlier = match first.get(&h) {
+                Some(&j) if same(names[j], n) => Some(j),
+                // Two skeletons with one hash (rare): look at every earlier name.
+                Some(_) => (0..i).find(|&j| same(names[j], n)),
+                None => {
+                    first.insert(h, i);
+                    None
+                }
+            };
+            earlier.filter(|&j| names[j] != *n)
         })
         .collect()
 }
+
+/// [`skeleton_chars`] of each ASCII byte (`None`: dropped), so ASCII names fold by table.
+static ASCII_SKELETON: [Option<u8>; 256] = {
+    let mut t = [None; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = match c {
+            b'_' | b'-' | b'.' | b'/' | b' ' | b':' => None,
+            b'0' => Some(b'o'),
+            b'1' | b'l' | b'L' => Some(b'l'),
+            c => Some(c.to_ascii_lowercase()),
+        };
+        b += 1;
+    }
+    t
+};

@@ -1,5 +1,6 @@
 //! Tool-definition integrity in the stream: the [`Lists`] judge that runs the core's scanner
-//! and pins over every list answer the module reads, the per-worker table of withheld items,
+//! and pins over every list answer the module reads (through the per-worker scan cache: the
+//! same definition bytes are scanned once per worker), the per-worker table of withheld items,
 //! refusing calls to them, and what is recorded (counters, a few metadata keys, logs).
 //!
 //! Per worker, no lock: the withheld table is a `thread_local` (docs/tool-integrity.md says
@@ -7,7 +8,7 @@
 
 use super::{McpFilter, Runtime};
 use crate::envoy::{Host, Level};
-use mcp_policy_core::integrity::scan::Scanner;
+use mcp_policy_core::integrity::cache::ScanCache;
 use mcp_policy_core::integrity::{self, Edit, ListReport, Outcome, ServerIntegrity, Withheld};
 use mcp_policy_core::policy::{Kind, PrincipalView};
 use mcp_policy_core::reply;
@@ -17,7 +18,7 @@ use std::cell::RefCell;
 
 thread_local! {
     static WITHHELD: RefCell<Withheld> = RefCell::new(Withheld::default());
-    static SCANNER: RefCell<Scanner> = RefCell::new(Scanner::new());
+    static SCANS: RefCell<ScanCache> = RefCell::new(ScanCache::new());
 }
 
 /// The list judge for one response: policy visibility, then integrity.
@@ -38,8 +39,8 @@ impl Lists for ListJudge<'_, '_> {
         let items = scan.items(kind)?;
         let refs: Vec<(Option<&str>, &[u8])> = items.iter().map(|i| (i.name, i.text)).collect();
         // A list with a cursor is one page: what is missing from it is not removed.
-        let complete = !memchr_find(scan.text(), b"\"nextCursor\"");
-        let report = SCANNER.with(|s| si.judge_list(kind, &refs, complete, &[], &mut s.borrow_mut()));
+        let complete = !scan.has_next_cursor();
+        let report = SCANS.with(|s| si.judge_list(kind, &refs, complete, &[], &mut s.borrow_mut()));
         let names: Vec<Option<&str>> = items.iter().map(|i| i.name).collect();
         WITHHELD.with(|w| w.borrow_mut().record(generation, self.server, &report, kind, &names));
         let edits = report
@@ -54,10 +55,6 @@ impl Lists for ListJudge<'_, '_> {
         self.reports.push((kind, report));
         Some(edits)
     }
-}
-
-fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The kind a call method targets.
