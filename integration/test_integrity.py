@@ -106,6 +106,25 @@ async def test_hide_drops_poisoned_tools_and_refuses_calls_naming_the_rule(gw, p
     assert any(".server.hide." in k and k.endswith("outcome.hidden") for k in c), c
 
 
+async def test_server_instructions_are_audited_sanitized_or_withheld_per_action(gw, procs):
+    got = {}
+    for server in ("audit", "sanitize", "hide"):
+        async with session(gw.url(path=f"/{server}/mcp")) as s:
+            got[server] = s.initialize_result.instructions
+            # The session goes on whatever was done to the text.
+            assert (await s.call_tool("add", {"a": 1, "b": 2})).structured_content == {"result": 3}
+    assert "Ignore previous instructions" in got["audit"], got
+    assert got["sanitize"].startswith("Weather and jokes.") and "IMPORTANT" not in got["sanitize"] \
+        and "\u200b" not in got["sanitize"] and "Ignore previous" not in got["sanitize"], got
+    assert got["hide"] == "", got
+    c = gw.counters("mcp_policy.integrity_findings_total")
+    for server, outcome in (("audit", "kept"), ("sanitize", "sanitized"), ("hide", "hidden")):
+        assert any(f".server.{server}." in k and "directive_override" in k and k.endswith(f"outcome.{outcome}") for k in c), (server, c)
+    is_init = lambda l: l.get("mcp_method") == "initialize" and l.get("mcp_server") == "hide"
+    inits = [l for l in access_lines(procs, is_init) if is_init(l)]
+    assert inits[-1]["mcp_integrity_action"] == "hidden" and inits[-1]["mcp_integrity_rule"].startswith("directive."), inits
+
+
 def capture(tools: dict) -> dict:
     return {"tools": [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools.values()]}
 

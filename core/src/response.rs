@@ -52,6 +52,11 @@ pub trait Lists {
     fn edits(&mut self, _kind: Kind, _scan: &rewrite::Scan<'_>) -> Option<Vec<crate::integrity::Edit>> {
         None
     }
+    /// The `initialize` answer `scan`, rewritten (its `instructions` judged), or `None` to
+    /// deliver it as served.
+    fn instructions(&mut self, _scan: &rewrite::Scan<'_>) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 impl<F: FnMut(Kind, &str) -> bool> Lists for F {
@@ -82,6 +87,8 @@ struct Pending {
     raw: String,
     /// A list request (enforce mode): its result is filtered by this kind.
     list: Option<Kind>,
+    /// An `initialize` whose `instructions` are judged ([`Lists::instructions`]).
+    instructions: bool,
     answered: bool,
 }
 
@@ -199,8 +206,17 @@ impl Expect {
         e
     }
 
-    /// Record a forwarded request with id `raw_id` (raw JSON); `list` when its result must be
-    /// filtered.
+    /// An `initialize` whose answer's `instructions` must be judged (tool-definition
+    /// integrity): the answer is read, and passes through [`Lists::instructions`].
+    pub fn single_initialize(raw_id: &str) -> Expect {
+        let mut e = Expect::new(false);
+        e.forwarded(raw_id, None);
+        if let Some(p) = e.pending.last_mut() {
+            p.instructions = true;
+        }
+        e
+    }
+
     /// A request a virtual server dispatched to the backend with `prefix` (`raw_id`: the
     /// request's id, `None` for a client's answer to a server request).
     pub fn dispatched(raw_id: Option<&str>, prefix: &str, backend: &str) -> Expect {
@@ -215,11 +231,14 @@ impl Expect {
         e
     }
 
+    /// Record a forwarded request with id `raw_id` (raw JSON); `list` when its result must be
+    /// filtered.
     pub fn forwarded(&mut self, raw_id: &str, list: Option<Kind>) {
         self.pending.push(Pending {
             key: IdKey::from_json(raw_id),
             raw: raw_id.to_owned(),
             list,
+            instructions: false,
             answered: false,
         });
     }
@@ -231,7 +250,10 @@ impl Expect {
 
     /// Does the response need reading at all?
     pub fn must_read(&self) -> bool {
-        self.by_shape || self.tag.is_some() || !self.answers.is_empty() || self.pending.iter().any(|p| p.list.is_some())
+        self.by_shape
+            || self.tag.is_some()
+            || !self.answers.is_empty()
+            || self.pending.iter().any(|p| p.list.is_some() || p.instructions)
     }
 
     pub fn is_batch(&self) -> bool {
@@ -439,6 +461,11 @@ impl Expect {
             return Judged::Drop;
         }
         let Some(kind) = p.list else {
+            if p.instructions && scan.shape() == Shape::Result {
+                if let Some(out) = keep.instructions(&scan) {
+                    return Judged::Rewritten(out);
+                }
+            }
             return Judged::Keep;
         };
         match apply(&scan, kind, keep) {

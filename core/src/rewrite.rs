@@ -142,6 +142,9 @@ pub struct Scan<'a> {
     lists: Vec<List<'a>>,
     /// `result` has a `nextCursor` member: the lists are one page of more.
     next_cursor: bool,
+    /// Where `result.instructions` (an `initialize` answer) sits, when it is a string: the
+    /// JSON string, quotes included.
+    instructions: Option<Range<usize>>,
 }
 
 impl<'a> Scan<'a> {
@@ -188,6 +191,24 @@ impl<'a> Scan<'a> {
     /// from them is not necessarily gone).
     pub fn has_next_cursor(&self) -> bool {
         self.next_cursor
+    }
+
+    /// The JSON text (a string, quotes included) of `result.instructions`, if the result has
+    /// a string there.
+    pub fn instructions(&self) -> Option<&'a [u8]> {
+        let r = self.instructions.clone()?;
+        (self.shape == Shape::Result).then(|| &self.body[r])
+    }
+
+    /// The message with `result.instructions` replaced by `json_string` (a JSON string text);
+    /// `None` when it has none.
+    pub fn with_instructions(&self, json_string: &str) -> Option<Vec<u8>> {
+        let r = self.instructions.clone()?;
+        let mut out = Vec::with_capacity(self.body.len() - r.len() + json_string.len());
+        out.extend_from_slice(&self.body[..r.start]);
+        out.extend_from_slice(json_string.as_bytes());
+        out.extend_from_slice(&self.body[r.end..]);
+        Some(out)
     }
 
     /// The message's whole text.
@@ -287,6 +308,7 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
     let mut id: Option<&str> = None;
     let mut lists: Vec<List<'_>> = Vec::new();
     let mut next_cursor = false;
+    let mut instructions = None;
     let mut seen_envelope: [bool; 5] = [false; 5];
     s.object(|key, s| {
         const ENVELOPE: [&str; 5] = ["jsonrpc", "id", "result", "error", "method"];
@@ -318,7 +340,7 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
                 id = Some(raw);
                 Ok(())
             }
-            Some(2) => result(s, &mut lists, &mut next_cursor),
+            Some(2) => result(s, &mut lists, &mut next_cursor, &mut instructions),
             _ => skip(s, 1),
         }
     })?;
@@ -345,6 +367,7 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
         shape,
         lists,
         next_cursor,
+        instructions,
     })
 }
 
@@ -366,7 +389,12 @@ fn skip(s: &mut Scanner<'_>, depth: usize) -> Result<(), RewriteError> {
 }
 
 /// Walk `result` (cursor on its value): collect every list it holds, skip the rest.
-fn result<'a>(s: &mut Scanner<'a>, lists: &mut Vec<List<'a>>, next_cursor: &mut bool) -> Result<(), RewriteError> {
+fn result<'a>(
+    s: &mut Scanner<'a>,
+    lists: &mut Vec<List<'a>>,
+    next_cursor: &mut bool,
+    instructions: &mut Option<Range<usize>>,
+) -> Result<(), RewriteError> {
     if s.peek() != Some(b'{') {
         // Not an object: not a list result. `filter` refuses it for want of a list; other
         // results (of requests the module does not read) may be anything.
@@ -379,6 +407,14 @@ fn result<'a>(s: &mut Scanner<'a>, lists: &mut Vec<List<'a>>, next_cursor: &mut 
             let decoded = key_text(&key)?;
             if decoded == "nextCursor" {
                 *next_cursor = true;
+            } else if decoded == "instructions" && s.peek() == Some(b'"') {
+                if instructions.is_some() {
+                    return Err(RewriteError::at(key.offset, "duplicate key \"instructions\" in result"));
+                }
+                let start = s.pos();
+                skip(s, 2)?;
+                *instructions = Some(start..s.pos());
+                return Ok(());
             }
             if let Some(k) = kinds.iter().find(|k| folds_to(&decoded, k.list_key())) {
                 return Err(RewriteError::at(
@@ -514,6 +550,26 @@ mod tests {
             out,
             r#"{"jsonrpc":"2.0","id":"a\u0031","result":{"tools":[{"name":"a","inputSchema":{"type":"object"}},{"name":"c","x":1.50}],"nextCursor":"n","_meta":{"ttl":60}}}"#
         );
+    }
+
+    #[test]
+    fn next_cursor_and_instructions_are_read_from_result_only() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","description":"see \"nextCursor\" and \"instructions\":\"x\""}]}}"#;
+        let s = scan(body).unwrap();
+        assert!(!s.has_next_cursor(), "text inside a description is not a member");
+        assert_eq!(s.instructions(), None);
+        let body = br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","instructions":"Use \u0041.","nextCursor":null}}"#;
+        let s = scan(body).unwrap();
+        assert!(s.has_next_cursor());
+        assert_eq!(s.instructions(), Some(&br#""Use \u0041.""#[..]));
+        assert_eq!(
+            s.with_instructions(r#""""#).unwrap(),
+            br#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-11-25","instructions":"","nextCursor":null}}"#
+        );
+        let dup = br#"{"jsonrpc":"2.0","id":1,"result":{"instructions":"a","instructions":"b"}}"#;
+        assert!(scan(dup).is_err(), "a lenient client reads the second: refuse");
+        let error = br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"},"result":{"instructions":"a"}}"#;
+        assert!(scan(error).is_err());
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub const CACHE_BYTES: usize = 4 << 20;
 /// Items longer than this are not kept.
 pub const MAX_ITEM_BYTES: usize = 256 << 10;
 
+/// Where findings in a server's `instructions` are reported.
+pub const INSTRUCTIONS_PATH: &str = "$.result.instructions";
+
 /// What the scanner and the pins say about one item's bytes.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -84,6 +87,40 @@ impl ScanCache {
         self.map.is_empty()
     }
 
+    /// The findings in a server's `instructions` (`raw`: its JSON string text, quotes
+    /// included; kept in the same memo, where no item's text starts with a quote). `None`
+    /// when `raw` is not a JSON string.
+    pub fn instructions(&mut self, raw: &[u8]) -> Option<&Facts> {
+        if raw.first() != Some(&b'"') {
+            return None;
+        }
+        if self.map.contains_key(raw) {
+            self.stats.hits += 1;
+            return self.map.get(raw);
+        }
+        let text: String = serde_json::from_slice(raw).ok()?;
+        let facts = Facts {
+            findings: self.scanner.text(INSTRUCTIONS_PATH, &text),
+            pin: None,
+        };
+        Some(self.keep(raw, facts))
+    }
+
+    fn keep(&mut self, raw: &[u8], facts: Facts) -> &Facts {
+        self.stats.misses += 1;
+        if raw.len() > MAX_ITEM_BYTES || self.limit == 0 {
+            // Not kept: handed out through a one-entry slot.
+            return self.spill.insert(facts);
+        }
+        if self.bytes + raw.len() > self.limit {
+            self.map.clear();
+            self.bytes = 0;
+            self.stats.resets += 1;
+        }
+        self.bytes += raw.len();
+        self.map.entry(raw.into()).or_insert(facts)
+    }
+
     /// The facts of `text` (one list item's JSON), computing what is not known yet; the pin
     /// only when `want_pin`. `None` when the text is not JSON (the caller drops the item).
     pub fn facts(&mut self, text: &[u8], want_pin: bool) -> Option<&Facts> {
@@ -97,19 +134,7 @@ impl ScanCache {
                     findings: self.scanner.item(&value),
                     pin: want_pin.then(|| canon::pin(&value)),
                 };
-                self.stats.misses += 1;
-                if text.len() > MAX_ITEM_BYTES || self.limit == 0 {
-                    // Not kept: hand it out through a one-entry slot.
-                    self.spill = Some(facts);
-                    return self.spill.as_ref();
-                }
-                if self.bytes + text.len() > self.limit {
-                    self.map.clear();
-                    self.bytes = 0;
-                    self.stats.resets += 1;
-                }
-                self.bytes += text.len();
-                return Some(self.map.entry(text.into()).or_insert(facts));
+                return Some(self.keep(text, facts));
             }
         };
         self.stats.hits += 1;

@@ -521,6 +521,65 @@ fn sanitized(text: &[u8]) -> Option<Vec<u8>> {
     serde_json::to_vec(&value).ok()
 }
 
+/// What the scanner found in a server's `instructions` (the `initialize` answer), and what
+/// was done: `audit` delivers them, `sanitize` delivers them sanitized, `hide` delivers an
+/// empty string (the session goes on; only the text the model would read is withheld).
+#[derive(Debug, Clone)]
+pub struct InstructionsReport {
+    pub findings: Vec<Finding>,
+    pub outcome: Outcome,
+    /// The rule that decided the outcome, when something was acted on.
+    pub rule: Option<&'static str>,
+    /// The JSON string to deliver instead, when not as served.
+    pub replacement: Option<String>,
+}
+
+impl ServerIntegrity {
+    /// Judge a server's `instructions` (`raw`: the JSON string as served). `None` when they
+    /// are clean (or not a string, which the client ignores as instructions).
+    pub fn judge_instructions(&self, raw: &[u8], cache: &mut cache::ScanCache) -> Option<InstructionsReport> {
+        let facts = cache.instructions(raw)?;
+        if facts.findings.is_empty() {
+            return None;
+        }
+        let findings = facts.findings.clone();
+        let decisive = findings
+            .iter()
+            .filter(|f| f.severity() >= self.min_severity)
+            .min_by_key(|f| std::cmp::Reverse(f.severity()));
+        let Some(decisive) = decisive else {
+            return Some(InstructionsReport {
+                findings,
+                outcome: Outcome::Kept,
+                rule: None,
+                replacement: None,
+            });
+        };
+        let rule = Some(decisive.rule.name());
+        let sanitizable = findings
+            .iter()
+            .any(|f| f.severity() >= self.min_severity && f.rule.sanitizable());
+        let (outcome, replacement) = match self.action {
+            Action::Audit => (Outcome::Kept, None),
+            Action::Hide => (Outcome::Hidden, Some("\"\"".to_owned())),
+            Action::Sanitize if sanitizable => {
+                let text: String = serde_json::from_slice(raw).unwrap_or_default();
+                let clean = sanitize::sanitize_text(&text);
+                let json = serde_json::to_string(&clean).unwrap_or_else(|_| "\"\"".to_owned());
+                (Outcome::Sanitized, Some(json))
+            }
+            // Nothing the sanitizer can cut out: delivered, and reported.
+            Action::Sanitize => (Outcome::Kept, None),
+        };
+        Some(InstructionsReport {
+            findings,
+            outcome,
+            rule,
+            replacement,
+        })
+    }
+}
+
 /// Why an item is withheld from calls on this worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WithheldItem {

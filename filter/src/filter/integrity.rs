@@ -9,7 +9,7 @@
 use super::{McpFilter, Runtime};
 use crate::envoy::{Host, Level};
 use mcp_policy_core::integrity::cache::ScanCache;
-use mcp_policy_core::integrity::{self, Edit, ListReport, Outcome, ServerIntegrity, Withheld};
+use mcp_policy_core::integrity::{self, Edit, InstructionsReport, ListReport, Outcome, ServerIntegrity, Withheld};
 use mcp_policy_core::policy::{Kind, PrincipalView};
 use mcp_policy_core::reply;
 use mcp_policy_core::response::Lists;
@@ -27,6 +27,8 @@ pub(super) struct ListJudge<'a, 'p> {
     pub integrity: Option<(&'a ServerIntegrity, u64)>,
     pub server: &'a str,
     pub reports: Vec<(Kind, ListReport)>,
+    /// What was found in the server's `instructions` (an `initialize` answer).
+    pub instructions: Option<InstructionsReport>,
 }
 
 impl Lists for ListJudge<'_, '_> {
@@ -55,6 +57,26 @@ impl Lists for ListJudge<'_, '_> {
         self.reports.push((kind, report));
         Some(edits)
     }
+
+    fn instructions(&mut self, scan: &Scan<'_>) -> Option<Vec<u8>> {
+        let (si, _) = self.integrity?;
+        let raw = scan.instructions()?;
+        let report = SCANS.with(|s| si.judge_instructions(raw, &mut s.borrow_mut()))?;
+        let out = report.replacement.as_deref().and_then(|r| scan.with_instructions(r));
+        self.instructions = Some(report);
+        out
+    }
+}
+
+/// Whether the answer to this request is read for integrity: an `initialize` to a server
+/// integrity applies to (its `instructions` are scanned).
+pub(super) fn reads_initialize(rt: &Runtime, server: &str, method: Option<&str>) -> bool {
+    method == Some("initialize")
+        && rt
+            .config
+            .integrity
+            .as_ref()
+            .is_some_and(|i| i.for_server(server).is_some())
 }
 
 /// The kind a call method targets.
@@ -107,6 +129,39 @@ pub(super) fn refusal_body(
 }
 
 impl McpFilter {
+    /// Count, log and put in metadata what integrity found in a server's `instructions`.
+    pub(super) fn record_instructions(&self, rt: &Runtime, h: &mut impl Host, r: &InstructionsReport) {
+        let server = self.server(rt);
+        for f in &r.findings {
+            let label = f.rule.name().replace('.', "_");
+            h.increment_counter(
+                rt.stats.integrity_findings_total,
+                &[server, &label, r.outcome.label()],
+                1,
+            );
+            crate::envoy::log(
+                Level::Warn,
+                format_args!(
+                    "mcp_policy: integrity: server {server:?} instructions: {} ({}) at {}: {:?} -> {}",
+                    f.rule.name(),
+                    f.severity().label(),
+                    f.path,
+                    f.excerpt,
+                    r.outcome.label()
+                ),
+            );
+        }
+        if let Some(rule) = r.rule {
+            let action = if r.outcome == Outcome::Kept {
+                "audit"
+            } else {
+                r.outcome.label()
+            };
+            h.set_metadata("integrity_action", action);
+            h.set_metadata("integrity_rule", rule);
+        }
+    }
+
     /// Count, log and put in metadata what integrity found in the lists of one answer.
     pub(super) fn record_integrity(&self, rt: &Runtime, h: &mut impl Host, reports: &[(Kind, ListReport)]) {
         let server = self.server(rt);
