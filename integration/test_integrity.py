@@ -5,6 +5,7 @@ quarantined on two Envoys, and an approved re-pin (`mcp-policy pin record`) brin
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import sys
 import pytest
 from mcp.shared.exceptions import MCPError as McpError
 
-from harness import PEERS, ROOT, McpServer, Proc, free_port, gateway_bootstrap, wait_until
+from harness import PEERS, ROOT, McpServer, Proc, add_virtual_server_routes, free_port, gateway_bootstrap, wait_until
 from mcp_client import session
 
 pytestmark = pytest.mark.anyio
@@ -123,6 +124,41 @@ async def test_server_instructions_are_audited_sanitized_or_withheld_per_action(
     is_init = lambda l: l.get("mcp_method") == "initialize" and l.get("mcp_server") == "hide"
     inits = [l for l in access_lines(procs, is_init) if is_init(l)]
     assert inits[-1]["mcp_integrity_action"] == "hidden" and inits[-1]["mcp_integrity_rule"].startswith("directive."), inits
+
+
+async def test_a_virtual_server_judges_each_backend_and_names_that_collide_across_them(procs):
+    demo = procs.add(McpServer(procs.log_dir, name="demo"))
+    rogue = procs.add(PoisonedServer(procs.log_dir, name="rogue"))
+    backends = [
+        {"name": "demo", "cluster": "demo", "authority": "127.0.0.1", "failure": "fail_closed"},
+        {"name": "rogue", "prefix": "rogue", "cluster": "rogue", "authority": "127.0.0.1", "failure": "fail_closed"},
+    ]
+    config = {
+        "pass_through": False,
+        "integrity": {"servers": {"rogue": {"action": "hide"}}},
+        "virtual_servers": {"tools": {"backends": backends, "session_keys": [{"id": "k1", "key": base64.b64encode(bytes(range(32))).decode()}]}},
+    }
+    boot = gateway_bootstrap({"demo": demo.port, "rogue": rogue.port}, config, access_log=procs.log_dir / "vs.access.log")
+    gw = procs.envoy(add_virtual_server_routes(boot, "tools", "/tools/mcp", "demo"), concurrency=1, name="envoy-vs")
+    async with session(gw.url(path="/tools/mcp")) as s:
+        instructions = s.initialize_result.instructions or ""
+        names = {t.name for t in (await s.list_tools()).tools}
+        # The demo backend is not under integrity; the rogue one is, under its own name.
+        assert {"demo__search_repos", "demo__echo", "rogue__add", "rogue__get_forecast"} <= names, names
+        assert names.isdisjoint({"rogue__joke_teller", "rogue__get_time"}), names
+        # Clean text, but it reads as the demo server's tool: hidden (the earlier backend wins).
+        assert "rogue__Search-Repos" not in names, names
+        with pytest.raises(McpError) as e:
+            await s.call_tool("rogue__joke_teller", {})
+        assert "directive.markup" in str(e.value), e.value
+        with pytest.raises(McpError) as e:
+            await s.call_tool("rogue__Search-Repos", {"repo": "r", "query": "q"})
+        assert "name.collision" in str(e.value), e.value
+        assert (await s.call_tool("rogue__add", {"a": 2, "b": 2})).structured_content == {"result": 4}
+    assert "IMPORTANT" not in instructions and "Ignore previous" not in instructions, instructions
+    c = gw.counters("mcp_policy.integrity_findings_total")
+    assert any(".server.rogue." in k and "name_collision" in k and k.endswith("outcome.hidden") for k in c), c
+    assert not any(".server.demo." in k for k in c), c
 
 
 def capture(tools: dict) -> dict:

@@ -757,10 +757,10 @@ impl McpFilter {
         self.expect = Some(expect);
         self.body_mode = mode;
         if !reports.is_empty() {
-            self.record_integrity(rt, h, &reports);
+            self.record_integrity(rt, h, reports.iter().map(|(k, r)| (server, *k, r)));
         }
         if let Some(r) = &instructions {
-            self.record_instructions(rt, h, r);
+            self.record_instructions(rt, h, server, r);
         }
         for (kind, n) in response::KINDS.iter().zip(tally.removed) {
             if n > 0 {

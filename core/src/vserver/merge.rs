@@ -255,8 +255,14 @@ fn or_caps(into: &mut Map<String, Value>, from: &Map<String, Value>) {
 }
 
 /// Merge the backends' `initialize` answers. `got` holds one entry per backend (index into
-/// `vs.backends`), with the session id its HTTP answer carried.
-pub fn initialize(vs: &VirtualServer, got: Vec<(usize, Got, Option<String>)>) -> Result<Initialized, Failure> {
+/// `vs.backends`), with the session id its HTTP answer carried. `instructions(backend, text)`
+/// judges each backend's instructions (tool-definition integrity): `Some(replacement)` is
+/// merged instead of `text` (an empty one drops them).
+pub fn initialize(
+    vs: &VirtualServer,
+    got: Vec<(usize, Got, Option<String>)>,
+    judge: &mut dyn FnMut(&Backend, &str) -> Option<String>,
+) -> Result<Initialized, Failure> {
     let mut caps = Map::new();
     let mut members = Vec::new();
     let mut missing = Vec::new();
@@ -279,13 +285,16 @@ pub fn initialize(vs: &VirtualServer, got: Vec<(usize, Got, Option<String>)>) ->
                 continue;
             }
         };
-        let r = match serde_json::from_slice::<InitEnvelope>(&text) {
+        let mut r = match serde_json::from_slice::<InitEnvelope>(&text) {
             Ok(e) => e.result,
             Err(e) => {
                 absent(b, format!("malformed initialize answer: {e}"), &mut missing)?;
                 continue;
             }
         };
+        if let Some(replacement) = r.instructions.as_deref().and_then(|t| judge(b, t)) {
+            r.instructions = Some(replacement).filter(|t| !t.is_empty());
+        }
         or_caps(&mut caps, &r.capabilities);
         if let Some(text) = r.instructions.as_deref().filter(|t| !t.trim().is_empty()) {
             instructions.push(format!(
@@ -413,15 +422,46 @@ fn json_string(s: &str) -> Vec<u8> {
     serde_json::to_vec(s).unwrap_or_default()
 }
 
-/// Merge one page of a list from each backend asked. `keep(backend, kind, name)` is the
-/// caller's policy view for that backend (names as the backend knows them).
-pub fn list(
-    vs: &VirtualServer,
-    kind: Kind,
-    got: Vec<(usize, Got)>,
-    keep: &mut dyn FnMut(&Backend, Kind, &str) -> bool,
-) -> Result<Listed, Failure> {
+/// Who decides what a merged list keeps of each backend's list: `keep` (the caller's policy
+/// view for that backend, names as the backend knows them) for every caller; `edits` for a
+/// caller that judges whole items (tool-definition integrity). Any
+/// `FnMut(&Backend, Kind, &str) -> bool` is a `Judge` that only keeps.
+pub trait Judge {
+    fn keep(&mut self, b: &Backend, kind: Kind, name: &str) -> bool;
+    /// One edit per item of backend `b`'s list `kind` in `scan` (`None`: keep them all).
+    /// `earlier`: the names the backends merged before this one listed (as they know them),
+    /// for collisions across backends.
+    fn edits(
+        &mut self,
+        _b: &Backend,
+        _kind: Kind,
+        _scan: &rewrite::Scan<'_>,
+        _earlier: &[&str],
+    ) -> Option<Vec<crate::integrity::Edit>> {
+        None
+    }
+}
+
+impl<F: FnMut(&Backend, Kind, &str) -> bool> Judge for F {
+    fn keep(&mut self, b: &Backend, kind: Kind, name: &str) -> bool {
+        self(b, kind, name)
+    }
+}
+
+/// An item's text with its name (or URI) member set to `exposed` (for an item the integrity
+/// sanitizer rewrote, whose name span is not known).
+fn renamed(text: &[u8], kind: Kind, exposed: &str) -> Option<Vec<u8>> {
+    let mut v: Value = serde_json::from_slice(text).ok()?;
+    v.as_object_mut()?
+        .insert(kind.item_key().to_owned(), Value::String(exposed.to_owned()));
+    serde_json::to_vec(&v).ok()
+}
+
+/// Merge one page of a list from each backend asked, as `judge` says.
+pub fn list(vs: &VirtualServer, kind: Kind, got: Vec<(usize, Got)>, judge: &mut dyn Judge) -> Result<Listed, Failure> {
+    use crate::integrity::Edit;
     let mut out = Listed::default();
+    let mut earlier: Vec<String> = Vec::new();
     let mut items: Vec<Vec<u8>> = Vec::new();
     let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut next: Vec<(String, String)> = Vec::new();
@@ -492,7 +532,12 @@ pub fn list(
                 }
             }
         }
-        for item in list {
+        let edits = {
+            let names: Vec<&str> = earlier.iter().map(String::as_str).collect();
+            judge.edits(b, kind, &scan, &names)
+        };
+        earlier.extend(list.iter().filter_map(|i| i.name.map(str::to_owned)));
+        for (n, item) in list.into_iter().enumerate() {
             let (Some(name), Some(at)) = (item.name, item.name_at.clone()) else {
                 out.hidden += 1;
                 continue;
@@ -500,7 +545,14 @@ pub fn list(
             if !b.selects(kind, name) {
                 continue;
             }
-            if !keep(b, kind, name) {
+            if !judge.keep(b, kind, name) {
+                out.hidden += 1;
+                continue;
+            }
+            // A judge that answered for fewer items than the list holds is not trusted with
+            // the rest.
+            let edit = edits.as_ref().map_or(&Edit::Keep, |e| e.get(n).unwrap_or(&Edit::Drop));
+            if *edit == Edit::Drop {
                 out.hidden += 1;
                 continue;
             }
@@ -517,6 +569,13 @@ pub fn list(
                 && exposed != format!("{}{}{name}", b.prefix, names::SEP)
             {
                 out.shortened.push((i, exposed.clone(), name.to_owned()));
+            }
+            if let Edit::Replace(text) = edit {
+                match renamed(text, kind, &exposed) {
+                    Some(t) => items.push(t),
+                    None => out.hidden += 1,
+                }
+                continue;
             }
             let mut t = Vec::with_capacity(item.text.len() + b.prefix.len() + 2);
             t.extend_from_slice(&item.text[..at.start]);

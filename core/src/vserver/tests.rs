@@ -221,7 +221,7 @@ fn initialize_merges_capabilities_versions_and_instructions() {
         json!({"protocolVersion": "2025-06-18", "capabilities": {"prompts": {}, "resources": {"subscribe": true}},
         "serverInfo": {"name": "mem", "version": "2"}}),
     );
-    let i = merge::initialize(&v, vec![(0, a, Some("s1".into())), (1, b, None)]).unwrap();
+    let i = merge::initialize(&v, vec![(0, a, Some("s1".into())), (1, b, None)], &mut |_, _| None).unwrap();
     let r: Value = serde_json::from_slice(&i.result).unwrap();
     assert_eq!(r["protocolVersion"], "2025-06-18");
     assert_eq!(
@@ -413,4 +413,80 @@ fn caching_hints_and_unknown_result_members_are_carried_the_shortest_ttl_winning
         (r["ttlMs"].clone(), r["cacheScope"].clone(), r["resultType"].clone()),
         (json!(5000), json!("private"), json!("complete"))
     );
+}
+
+/// A judge that edits by name and records the names it was told came earlier.
+struct Edits {
+    earlier: Vec<Vec<String>>,
+    short: bool,
+}
+
+impl merge::Judge for Edits {
+    fn keep(&mut self, _b: &Backend, _k: Kind, _n: &str) -> bool {
+        true
+    }
+    fn edits(
+        &mut self,
+        _b: &Backend,
+        kind: Kind,
+        scan: &crate::rewrite::Scan<'_>,
+        earlier: &[&str],
+    ) -> Option<Vec<crate::integrity::Edit>> {
+        use crate::integrity::Edit;
+        self.earlier.push(earlier.iter().map(|s| s.to_string()).collect());
+        let mut e: Vec<Edit> = scan
+            .items(kind)?
+            .iter()
+            .map(|i| match i.name {
+                Some("drop_me") => Edit::Drop,
+                Some("clean_me") => Edit::Replace(br#"{"name":"clean_me","description":"cleaned"}"#.to_vec()),
+                _ => Edit::Keep,
+            })
+            .collect();
+        if self.short {
+            e.pop();
+        }
+        Some(e)
+    }
+}
+
+#[test]
+fn a_judge_edits_each_backends_items_and_sees_the_names_merged_before() {
+    let v = two();
+    let gh = || {
+        ok(
+            "1",
+            json!({"tools": [{"name": "a"}, {"name": "drop_me"}, {"name": "clean_me", "description": "dirty"}]}),
+        )
+    };
+    let mem = || ok("1", json!({"tools": [{"name": "b"}, {"name": "last"}]}));
+    let mut j = Edits {
+        earlier: Vec::new(),
+        short: false,
+    };
+    let l = merge::list(&v, Kind::Tool, vec![(0, gh()), (1, mem())], &mut j).unwrap();
+    let r: Value = serde_json::from_slice(&l.result).unwrap();
+    let tools = r["tools"].as_array().unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["github__a", "github__clean_me", "mem__b", "mem__last"]);
+    assert_eq!(tools[1]["description"], "cleaned", "the replacement, renamed");
+    assert_eq!(l.hidden, 1);
+    assert_eq!(
+        j.earlier,
+        [vec![], vec!["a".to_string(), "drop_me".into(), "clean_me".into()]]
+    );
+    // A judge that answers for fewer items than the list holds loses the rest.
+    let mut short = Edits {
+        earlier: Vec::new(),
+        short: true,
+    };
+    let l = merge::list(&v, Kind::Tool, vec![(0, gh()), (1, mem())], &mut short).unwrap();
+    let r: Value = serde_json::from_slice(&l.result).unwrap();
+    let names: Vec<&str> = r["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["github__a", "mem__b"]);
 }

@@ -9,11 +9,14 @@
 use super::{McpFilter, Runtime};
 use crate::envoy::{Host, Level};
 use mcp_policy_core::integrity::cache::ScanCache;
-use mcp_policy_core::integrity::{self, Edit, InstructionsReport, ListReport, Outcome, ServerIntegrity, Withheld};
+use mcp_policy_core::integrity::{
+    self, Edit, InstructionsReport, Integrity, ListReport, Outcome, ServerIntegrity, Withheld,
+};
 use mcp_policy_core::policy::{Kind, PrincipalView};
 use mcp_policy_core::reply;
 use mcp_policy_core::response::Lists;
 use mcp_policy_core::rewrite::Scan;
+use mcp_policy_core::vserver::{merge, Backend, VirtualServer};
 use std::cell::RefCell;
 
 thread_local! {
@@ -66,6 +69,59 @@ impl Lists for ListJudge<'_, '_> {
         self.instructions = Some(report);
         out
     }
+}
+
+/// The judge of a virtual server's merged list: each backend's policy view, then integrity
+/// under the backend's name (collisions checked against the backends merged before it).
+pub(super) struct BackendJudge<'a, 'p> {
+    pub vs: &'a VirtualServer,
+    pub views: &'a [Option<PrincipalView<'p, 'a>>],
+    pub integrity: Option<&'a Integrity>,
+    /// (backend name, kind, report) per backend list judged.
+    pub reports: Vec<(String, Kind, ListReport)>,
+}
+
+impl merge::Judge for BackendJudge<'_, '_> {
+    fn keep(&mut self, b: &Backend, kind: Kind, name: &str) -> bool {
+        let i = self.vs.by_name(&b.name).unwrap_or(usize::MAX);
+        match self.views.get(i) {
+            Some(Some(v)) => v.visible(kind, name),
+            _ => true,
+        }
+    }
+
+    fn edits(&mut self, b: &Backend, kind: Kind, scan: &Scan<'_>, earlier: &[&str]) -> Option<Vec<Edit>> {
+        let integ = self.integrity?;
+        let si = integ.for_server(&b.name)?;
+        let items = scan.items(kind)?;
+        let refs: Vec<(Option<&str>, &[u8])> = items.iter().map(|i| (i.name, i.text)).collect();
+        let complete = !scan.has_next_cursor();
+        let report = SCANS.with(|s| si.judge_list(kind, &refs, complete, earlier, &mut s.borrow_mut()));
+        let names: Vec<Option<&str>> = items.iter().map(|i| i.name).collect();
+        WITHHELD.with(|w| w.borrow_mut().record(integ.generation, &b.name, &report, kind, &names));
+        let edits = report.edits.clone();
+        self.reports.push((b.name.clone(), kind, report));
+        Some(edits)
+    }
+}
+
+/// Judge one virtual-server backend's `instructions` (for `merge::initialize`): the text to
+/// merge instead, when not as served; the report is pushed to `reports` under the backend.
+pub(super) fn backend_instructions(
+    integrity: Option<&Integrity>,
+    b: &Backend,
+    text: &str,
+    reports: &mut Vec<(String, InstructionsReport)>,
+) -> Option<String> {
+    let si = integrity?.for_server(&b.name)?;
+    let raw = serde_json::to_vec(text).ok()?;
+    let report = SCANS.with(|s| si.judge_instructions(&raw, &mut s.borrow_mut()))?;
+    let out = report
+        .replacement
+        .as_deref()
+        .map(|r| serde_json::from_str::<String>(r).unwrap_or_default());
+    reports.push((b.name.clone(), report));
+    out
 }
 
 /// Whether the answer to this request is read for integrity: an `initialize` to a server
@@ -129,9 +185,8 @@ pub(super) fn refusal_body(
 }
 
 impl McpFilter {
-    /// Count, log and put in metadata what integrity found in a server's `instructions`.
-    pub(super) fn record_instructions(&self, rt: &Runtime, h: &mut impl Host, r: &InstructionsReport) {
-        let server = self.server(rt);
+    /// Count, log and put in metadata what integrity found in `server`'s `instructions`.
+    pub(super) fn record_instructions(&self, rt: &Runtime, h: &mut impl Host, server: &str, r: &InstructionsReport) {
         for f in &r.findings {
             let label = f.rule.name().replace('.', "_");
             h.increment_counter(
@@ -162,13 +217,19 @@ impl McpFilter {
         }
     }
 
-    /// Count, log and put in metadata what integrity found in the lists of one answer.
-    pub(super) fn record_integrity(&self, rt: &Runtime, h: &mut impl Host, reports: &[(Kind, ListReport)]) {
-        let server = self.server(rt);
+    /// Count, log and put in metadata what integrity found in the lists of one answer: (server
+    /// the list came from, kind, report); one server, or a virtual server's backends.
+    pub(super) fn record_integrity<'r>(
+        &self,
+        rt: &Runtime,
+        h: &mut impl Host,
+        reports: impl IntoIterator<Item = (&'r str, Kind, &'r ListReport)>,
+    ) {
         let mut action: Option<Outcome> = None;
         let mut rule: Option<&str> = None;
         let mut drift: Vec<String> = Vec::new();
-        for (kind, r) in reports {
+        for (server, kind, r) in reports {
+            let kind = &kind;
             for item in &r.items {
                 for f in &item.findings {
                     // Stat label values must not hold dots (Envoy's tag extraction splits on them).

@@ -559,7 +559,15 @@ impl McpFilter {
             FanOut::Notification => answer = Some((Vec::new(), None, Vec::new())),
             FanOut::Initialize | FanOut::Discover => {
                 let got = std::mem::take(&mut st.got);
-                match merge::initialize(vs, got) {
+                let mut found = Vec::new();
+                let integ = rt.config.integrity.as_ref();
+                let merged = merge::initialize(vs, got, &mut |b, t| {
+                    super::integrity::backend_instructions(integ, b, t, &mut found)
+                });
+                for (backend, r) in &found {
+                    self.record_instructions(rt, h, backend, r);
+                }
+                match merged {
                     Err(f) => refusal = Some(failed(f)),
                     Ok(init) => {
                         let sid = if st.kind == FanOut::Initialize {
@@ -595,14 +603,18 @@ impl McpFilter {
                     .iter()
                     .map(|b| rt.config.policy.as_ref().map(|p| p.for_principal(principal, &b.name)))
                     .collect();
-                let mut keep = |b: &mcp_policy_core::vserver::Backend, k: policy::Kind, n: &str| {
-                    let i = vs.by_name(&b.name).unwrap_or(usize::MAX);
-                    match views.get(i) {
-                        Some(Some(v)) => v.visible(k, n),
-                        _ => true,
-                    }
+                let mut judge = super::integrity::BackendJudge {
+                    vs,
+                    views: &views,
+                    integrity: rt.config.integrity.as_ref(),
+                    reports: Vec::new(),
                 };
-                match merge::list(vs, kind, got, &mut keep) {
+                let merged = merge::list(vs, kind, got, &mut judge);
+                let reports = std::mem::take(&mut judge.reports);
+                if !reports.is_empty() {
+                    self.record_integrity(rt, h, reports.iter().map(|(b, k, r)| (b.as_str(), *k, r)));
+                }
+                match merged {
                     Err(f) => refusal = Some(failed(f)),
                     Ok(l) => {
                         if l.hidden > 0 {
