@@ -47,7 +47,7 @@ def gw(procs):
     config = {
         "pass_through": False,
         "integrity": {"servers": {
-            "audit": {"action": "audit"},
+            "audit": {"action": "audit", "results": "audit"},
             "sanitize": {"action": "sanitize"},
             "hide": {"action": "hide", "exceptions": [
                 {"name": "shadow_mail", "rules": ["shadow.cross_tool", "directive.concealment", "directive.coercion"], "reason": "test: excused on purpose"}]},
@@ -75,6 +75,25 @@ async def test_audit_delivers_everything_and_records_findings(gw, procs):
     is_list = lambda l: l.get("mcp_method") == "tools/list" and l.get("mcp_server") == "audit"
     lists = [l for l in access_lines(procs, is_list) if is_list(l)]
     assert lists[-1]["mcp_integrity_action"] == "audit" and lists[-1]["mcp_integrity_rule"], lists
+
+
+async def test_call_results_are_scanned_and_recorded_when_asked_and_delivered_unchanged(gw, procs):
+    async with session(gw.url(path="/audit/mcp")) as s:
+        r = await s.call_tool("fetch_page", {"url": "https://example.com"})
+        assert "<IMPORTANT>Ignore previous instructions" in r.content[0].text, r
+        assert (await s.call_tool("add", {"a": 1, "b": 1})).structured_content == {"result": 2}
+    c = gw.counters("mcp_policy.integrity_findings_total")
+    assert any(".server.audit." in k and "directive_override" in k and k.endswith("outcome.kept") for k in c), c
+    is_call = lambda l: l.get("mcp_method") == "tools/call" and l.get("mcp_server") == "audit"
+    calls = [l for l in access_lines(procs, lambda l: is_call(l) and l.get("mcp_integrity_rule")) if is_call(l)]
+    # The poisoned result is recorded; the clean one (`add`) is not.
+    assert [l["mcp_integrity_action"] for l in calls] == ["audit", None], calls
+    assert calls[0]["mcp_integrity_rule"].startswith("directive."), calls
+    # The hide server does not scan results (off by default): its calls are not read.
+    async with session(gw.url(path="/hide/mcp")) as s:
+        assert "IMPORTANT" in (await s.call_tool("fetch_page", {"url": "u"})).content[0].text
+    c = gw.counters("mcp_policy.integrity_findings_total")
+    assert not any(".server.hide." in k and "lure_secret_path" in k and k.endswith("outcome.kept") for k in c), c
 
 
 async def test_sanitize_strips_markup_and_invisible_characters_and_keeps_the_tool(gw):

@@ -57,6 +57,10 @@ pub trait Lists {
     fn instructions(&mut self, _scan: &rewrite::Scan<'_>) -> Option<Vec<u8>> {
         None
     }
+    /// A call's result (`tools/call`), judged: rewritten, or `None` to deliver it as served.
+    fn result(&mut self, _scan: &rewrite::Scan<'_>) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 impl<F: FnMut(Kind, &str) -> bool> Lists for F {
@@ -87,9 +91,18 @@ struct Pending {
     raw: String,
     /// A list request (enforce mode): its result is filtered by this kind.
     list: Option<Kind>,
-    /// An `initialize` whose `instructions` are judged ([`Lists::instructions`]).
-    instructions: bool,
+    /// An answer read for what it says (not a list): see [`Answer`].
+    answer: Option<Answer>,
     answered: bool,
+}
+
+/// Answers other than lists that the caller judges (tool-definition integrity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// An `initialize`: its `instructions`, through [`Lists::instructions`].
+    Instructions,
+    /// A call: its result, through [`Lists::result`].
+    Result,
 }
 
 /// What the response must contain, recorded on the request path.
@@ -206,14 +219,12 @@ impl Expect {
         e
     }
 
-    /// An `initialize` whose answer's `instructions` must be judged (tool-definition
-    /// integrity): the answer is read, and passes through [`Lists::instructions`].
-    pub fn single_initialize(raw_id: &str) -> Expect {
+    /// A single request whose answer is judged as `answer` says: read, and passed through
+    /// [`Lists::instructions`] or [`Lists::result`].
+    pub fn single_answer(raw_id: &str, answer: Answer) -> Expect {
         let mut e = Expect::new(false);
         e.forwarded(raw_id, None);
-        if let Some(p) = e.pending.last_mut() {
-            p.instructions = true;
-        }
+        e.judge_answer(answer);
         e
     }
 
@@ -238,9 +249,16 @@ impl Expect {
             key: IdKey::from_json(raw_id),
             raw: raw_id.to_owned(),
             list,
-            instructions: false,
+            answer: None,
             answered: false,
         });
+    }
+
+    /// Judge the answer to the request recorded last as `answer` says.
+    pub fn judge_answer(&mut self, answer: Answer) {
+        if let Some(p) = self.pending.last_mut() {
+            p.answer = Some(answer);
+        }
     }
 
     /// Record the gateway's own answer (a JSON-RPC object) to merge into the response.
@@ -253,7 +271,7 @@ impl Expect {
         self.by_shape
             || self.tag.is_some()
             || !self.answers.is_empty()
-            || self.pending.iter().any(|p| p.list.is_some() || p.instructions)
+            || self.pending.iter().any(|p| p.list.is_some() || p.answer.is_some())
     }
 
     pub fn is_batch(&self) -> bool {
@@ -461,12 +479,12 @@ impl Expect {
             return Judged::Drop;
         }
         let Some(kind) = p.list else {
-            if p.instructions && scan.shape() == Shape::Result {
-                if let Some(out) = keep.instructions(&scan) {
-                    return Judged::Rewritten(out);
-                }
-            }
-            return Judged::Keep;
+            let out = match (p.answer, scan.shape()) {
+                (Some(Answer::Instructions), Shape::Result) => keep.instructions(&scan),
+                (Some(Answer::Result), Shape::Result) => keep.result(&scan),
+                _ => None,
+            };
+            return out.map_or(Judged::Keep, Judged::Rewritten);
         };
         match apply(&scan, kind, keep) {
             Ok(Rewrite::Unchanged) => Judged::List(None),

@@ -450,8 +450,8 @@ impl McpFilter {
                             self.expect = Some(Expect::single_list(id.as_json(), kind));
                             // The answer must be read: ask for it unencoded.
                             h.set_request_header("accept-encoding", b"identity");
-                        } else if integrity::reads_initialize(rt, self.server(rt), msg.method()) {
-                            self.expect = Some(Expect::single_initialize(id.as_json()));
+                        } else if let Some(a) = integrity::reads_answer(rt, self.server(rt), msg.method()) {
+                            self.expect = Some(Expect::single_answer(id.as_json(), a));
                             h.set_request_header("accept-encoding", b"identity");
                         }
                     }
@@ -747,20 +747,20 @@ impl McpFilter {
             integrity: integ.and_then(|i| i.for_server(server).map(|s| (s, i.generation))),
             server,
             reports: Vec::new(),
-            instructions: None,
+            texts: Vec::new(),
         };
         // Without a policy nothing is hidden by visibility; integrity may still edit.
         let r = f(&mut expect, &mut mode, &mut judge, &mut tally);
         let reports = std::mem::take(&mut judge.reports);
-        let instructions = judge.instructions.take();
+        let texts = std::mem::take(&mut judge.texts);
         drop(judge);
         self.expect = Some(expect);
         self.body_mode = mode;
         if !reports.is_empty() {
             self.record_integrity(rt, h, reports.iter().map(|(k, r)| (server, *k, r)));
         }
-        if let Some(r) = &instructions {
-            self.record_instructions(rt, h, server, r);
+        for (what, r) in &texts {
+            self.record_text(rt, h, server, what, r);
         }
         for (kind, n) in response::KINDS.iter().zip(tally.removed) {
             if n > 0 {

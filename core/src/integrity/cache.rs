@@ -106,6 +106,11 @@ impl ScanCache {
         Some(self.keep(raw, facts))
     }
 
+    /// Scan any value at `path` (a call's result), not kept: results rarely repeat.
+    pub fn scan_value(&mut self, path: &str, v: &Value) -> Vec<Finding> {
+        self.scanner.value(path, v)
+    }
+
     fn keep(&mut self, raw: &[u8], facts: Facts) -> &Facts {
         self.stats.misses += 1;
         if raw.len() > MAX_ITEM_BYTES || self.limit == 0 {

@@ -37,6 +37,17 @@ pub enum Action {
     Hide,
 }
 
+/// Whether call results (`tools/call`) are scanned too. Off by default: results are often
+/// large, and a result is data the caller asked for; `audit` records what the rules find in
+/// them (a second channel for poisoning) and delivers them unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultScan {
+    #[default]
+    Off,
+    Audit,
+}
+
 /// What drift from the pins does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -110,6 +121,7 @@ pub struct ServerIntegritySpec {
     pub drift: DriftAction,
     pub pins: PinsSpec,
     pub exceptions: Vec<ExceptionSpec>,
+    pub results: ResultScan,
 }
 
 /// The `integrity` section of the filter config.
@@ -143,6 +155,7 @@ pub struct ServerIntegrity {
     pub action: Action,
     pub min_severity: Severity,
     pub drift: DriftAction,
+    pub results: ResultScan,
     pins: [PinMap; 4],
     pinned: bool,
     exceptions: Vec<Exception>,
@@ -258,6 +271,7 @@ impl Integrity {
                 action: s.action,
                 min_severity: s.min_severity.unwrap_or(Severity::Warn),
                 drift: s.drift,
+                results: s.results,
                 pins,
                 pinned,
                 exceptions,
@@ -521,11 +535,12 @@ fn sanitized(text: &[u8]) -> Option<Vec<u8>> {
     serde_json::to_vec(&value).ok()
 }
 
-/// What the scanner found in a server's `instructions` (the `initialize` answer), and what
-/// was done: `audit` delivers them, `sanitize` delivers them sanitized, `hide` delivers an
-/// empty string (the session goes on; only the text the model would read is withheld).
+/// What the scanner found in a server's free text, and what was done. For `instructions` (the
+/// `initialize` answer): `audit` delivers them, `sanitize` delivers them sanitized, `hide`
+/// delivers an empty string (the session goes on; only the text the model would read is
+/// withheld). For a call's result (`results: audit`): always delivered, findings recorded.
 #[derive(Debug, Clone)]
-pub struct InstructionsReport {
+pub struct TextReport {
     pub findings: Vec<Finding>,
     pub outcome: Outcome,
     /// The rule that decided the outcome, when something was acted on.
@@ -537,7 +552,7 @@ pub struct InstructionsReport {
 impl ServerIntegrity {
     /// Judge a server's `instructions` (`raw`: the JSON string as served). `None` when they
     /// are clean (or not a string, which the client ignores as instructions).
-    pub fn judge_instructions(&self, raw: &[u8], cache: &mut cache::ScanCache) -> Option<InstructionsReport> {
+    pub fn judge_instructions(&self, raw: &[u8], cache: &mut cache::ScanCache) -> Option<TextReport> {
         let facts = cache.instructions(raw)?;
         if facts.findings.is_empty() {
             return None;
@@ -548,7 +563,7 @@ impl ServerIntegrity {
             .filter(|f| f.severity() >= self.min_severity)
             .min_by_key(|f| std::cmp::Reverse(f.severity()));
         let Some(decisive) = decisive else {
-            return Some(InstructionsReport {
+            return Some(TextReport {
                 findings,
                 outcome: Outcome::Kept,
                 rule: None,
@@ -571,11 +586,37 @@ impl ServerIntegrity {
             // Nothing the sanitizer can cut out: delivered, and reported.
             Action::Sanitize => (Outcome::Kept, None),
         };
-        Some(InstructionsReport {
+        Some(TextReport {
             findings,
             outcome,
             rule,
             replacement,
+        })
+    }
+}
+
+impl ServerIntegrity {
+    /// Scan a call's answer (`msg`: the whole JSON-RPC message) when `results: audit`: every
+    /// string of its `result`. `None` when off, clean, or not a result.
+    pub fn judge_result(&self, msg: &[u8], cache: &mut cache::ScanCache) -> Option<TextReport> {
+        if self.results == ResultScan::Off {
+            return None;
+        }
+        let v: Value = serde_json::from_slice(msg).ok()?;
+        let findings = cache.scan_value("$.result", v.get("result")?);
+        if findings.is_empty() {
+            return None;
+        }
+        let rule = findings
+            .iter()
+            .filter(|f| f.severity() >= self.min_severity)
+            .min_by_key(|f| std::cmp::Reverse(f.severity()))
+            .map(|f| f.rule.name());
+        Some(TextReport {
+            findings,
+            outcome: Outcome::Kept,
+            rule,
+            replacement: None,
         })
     }
 }

@@ -709,6 +709,16 @@ impl Scanner {
         std::mem::take(&mut self.found)
     }
 
+    /// Scan every string of any value (a call's result) at `path`, all as prose.
+    pub fn value(&mut self, path: &str, v: &Value) -> Vec<Finding> {
+        self.found.clear();
+        self.path.clear();
+        self.path.push_str(path);
+        self.address_item = true;
+        self.walk(v, Field::Text, 1);
+        std::mem::take(&mut self.found)
+    }
+
     fn walk(&mut self, v: &Value, field: Field, depth: usize) {
         if depth > 64 {
             return;

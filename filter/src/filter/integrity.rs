@@ -9,12 +9,11 @@
 use super::{McpFilter, Runtime};
 use crate::envoy::{Host, Level};
 use mcp_policy_core::integrity::cache::ScanCache;
-use mcp_policy_core::integrity::{
-    self, Edit, InstructionsReport, Integrity, ListReport, Outcome, ServerIntegrity, Withheld,
-};
+use mcp_policy_core::integrity::ResultScan;
+use mcp_policy_core::integrity::{self, Edit, Integrity, ListReport, Outcome, ServerIntegrity, TextReport, Withheld};
 use mcp_policy_core::policy::{Kind, PrincipalView};
 use mcp_policy_core::reply;
-use mcp_policy_core::response::Lists;
+use mcp_policy_core::response::{Answer, Lists};
 use mcp_policy_core::rewrite::Scan;
 use mcp_policy_core::vserver::{merge, Backend, VirtualServer};
 use std::cell::RefCell;
@@ -30,8 +29,9 @@ pub(super) struct ListJudge<'a, 'p> {
     pub integrity: Option<(&'a ServerIntegrity, u64)>,
     pub server: &'a str,
     pub reports: Vec<(Kind, ListReport)>,
-    /// What was found in the server's `instructions` (an `initialize` answer).
-    pub instructions: Option<InstructionsReport>,
+    /// What was found in the server's `instructions` (an `initialize` answer) or in a call's
+    /// result: (what, report).
+    pub texts: Vec<(&'static str, TextReport)>,
 }
 
 impl Lists for ListJudge<'_, '_> {
@@ -66,8 +66,16 @@ impl Lists for ListJudge<'_, '_> {
         let raw = scan.instructions()?;
         let report = SCANS.with(|s| si.judge_instructions(raw, &mut s.borrow_mut()))?;
         let out = report.replacement.as_deref().and_then(|r| scan.with_instructions(r));
-        self.instructions = Some(report);
+        self.texts.push(("instructions", report));
         out
+    }
+
+    fn result(&mut self, scan: &Scan<'_>) -> Option<Vec<u8>> {
+        let (si, _) = self.integrity?;
+        let report = SCANS.with(|s| si.judge_result(scan.text(), &mut s.borrow_mut()))?;
+        self.texts.push(("result", report));
+        // Audit only: delivered as served.
+        None
     }
 }
 
@@ -111,7 +119,7 @@ pub(super) fn backend_instructions(
     integrity: Option<&Integrity>,
     b: &Backend,
     text: &str,
-    reports: &mut Vec<(String, InstructionsReport)>,
+    reports: &mut Vec<(String, TextReport)>,
 ) -> Option<String> {
     let si = integrity?.for_server(&b.name)?;
     let raw = serde_json::to_vec(text).ok()?;
@@ -124,15 +132,16 @@ pub(super) fn backend_instructions(
     out
 }
 
-/// Whether the answer to this request is read for integrity: an `initialize` to a server
-/// integrity applies to (its `instructions` are scanned).
-pub(super) fn reads_initialize(rt: &Runtime, server: &str, method: Option<&str>) -> bool {
-    method == Some("initialize")
-        && rt
-            .config
-            .integrity
-            .as_ref()
-            .is_some_and(|i| i.for_server(server).is_some())
+/// Whether the answer to this (non-list) request is read for integrity: an `initialize` to a
+/// server integrity applies to (its `instructions` are scanned), a `tools/call` to one with
+/// `results: audit`.
+pub(super) fn reads_answer(rt: &Runtime, server: &str, method: Option<&str>) -> Option<Answer> {
+    let si = rt.config.integrity.as_ref()?.for_server(server)?;
+    match method? {
+        "initialize" => Some(Answer::Instructions),
+        "tools/call" if si.results != ResultScan::Off => Some(Answer::Result),
+        _ => None,
+    }
 }
 
 /// The kind a call method targets.
@@ -185,8 +194,9 @@ pub(super) fn refusal_body(
 }
 
 impl McpFilter {
-    /// Count, log and put in metadata what integrity found in `server`'s `instructions`.
-    pub(super) fn record_instructions(&self, rt: &Runtime, h: &mut impl Host, server: &str, r: &InstructionsReport) {
+    /// Count, log and put in metadata what integrity found in `server`'s free text (`what`:
+    /// `instructions` or `result`).
+    pub(super) fn record_text(&self, rt: &Runtime, h: &mut impl Host, server: &str, what: &str, r: &TextReport) {
         for f in &r.findings {
             let label = f.rule.name().replace('.', "_");
             h.increment_counter(
@@ -197,7 +207,7 @@ impl McpFilter {
             crate::envoy::log(
                 Level::Warn,
                 format_args!(
-                    "mcp_policy: integrity: server {server:?} instructions: {} ({}) at {}: {:?} -> {}",
+                    "mcp_policy: integrity: server {server:?} {what}: {} ({}) at {}: {:?} -> {}",
                     f.rule.name(),
                     f.severity().label(),
                     f.path,

@@ -302,7 +302,11 @@ impl McpFilter {
                 // cluster header, which only the module sets) sends it to the backend's cluster.
                 h.clear_route_cache();
                 self.request_id = id.clone();
-                self.expect = Some(Expect::dispatched(id.as_deref(), &backend.prefix, &backend.name));
+                let mut expect = Expect::dispatched(id.as_deref(), &backend.prefix, &backend.name);
+                if let Some(a) = super::integrity::reads_answer(rt, &backend.name, parsed.method()) {
+                    expect.judge_answer(a);
+                }
+                self.expect = Some(expect);
                 self.dispatched = true;
                 BodyStatus::Continue
             }
@@ -565,7 +569,7 @@ impl McpFilter {
                     super::integrity::backend_instructions(integ, b, t, &mut found)
                 });
                 for (backend, r) in &found {
-                    self.record_instructions(rt, h, backend, r);
+                    self.record_text(rt, h, backend, "instructions", r);
                 }
                 match merged {
                     Err(f) => refusal = Some(failed(f)),
