@@ -22,6 +22,7 @@
 pub mod ads;
 pub mod cli;
 pub mod log;
+pub mod pins;
 pub mod position;
 pub mod server;
 pub mod snapshot;
