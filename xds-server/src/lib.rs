@@ -21,6 +21,7 @@
 
 pub mod ads;
 pub mod cli;
+pub mod fleet;
 pub mod log;
 pub mod pins;
 pub mod position;
