@@ -84,6 +84,24 @@ fn family_of(name: &str) -> Option<(usize, Option<&str>)> {
     None
 }
 
+/// How the first integrity stat of these families is named, for the log: its name and label
+/// names (`None`: no integrity stat in them).
+pub fn integrity_naming(families: &[MetricFamily]) -> Option<String> {
+    let f = families
+        .iter()
+        .find(|f| f.name.as_deref().and_then(family_of).is_some())?;
+    let labels: Vec<&str> = f
+        .metric
+        .first()
+        .map(|m| m.label.iter().filter_map(|l| l.name.as_deref()).collect())
+        .unwrap_or_default();
+    Some(format!(
+        "{:?} labels [{}]",
+        f.name.as_deref().unwrap_or_default(),
+        labels.join(", ")
+    ))
+}
+
 /// `server.rug.change.changed` with labels `[server, change]` → `["rug", "changed"]`.
 fn flat_labels<'a>(rest: &'a str, labels: &[&str]) -> Option<Vec<&'a str>> {
     let mut out = Vec::with_capacity(labels.len());

@@ -244,7 +244,15 @@ impl MetricsService for Metrics {
             node_id: node_id.clone(),
         };
         let shared = self.shared.clone();
-        let record = |m: &StreamMetricsMessage| {
+        let mut named = false;
+        let mut record = |m: &StreamMetricsMessage| {
+            if !named {
+                // Once per stream: how this Envoy names the module's stats (flat or tagged).
+                if let Some(n) = crate::fleet::integrity_naming(&m.envoy_metrics) {
+                    log::info(&format!("metrics stream from node {node_id:?}: integrity stats as {n}"));
+                    named = true;
+                }
+            }
             let series = crate::fleet::integrity_series(&m.envoy_metrics);
             shared.fleet().record(&node_id, series, SystemTime::now());
         };
