@@ -677,7 +677,9 @@ fn cmd_pin(a: &Args) -> Result<ExitCode, Fail> {
             let now = pin_files(lists)?;
             let mut differences = 0usize;
             for (_, key) in PIN_KINDS {
-                let pinned = doc["pins"][key].as_object().cloned().unwrap_or_default();
+                // `pin record`'s file, or a bare pins object (as xds-server's pins/ accepts).
+                let pins = doc.get("pins").unwrap_or(&doc);
+                let pinned = pins[key].as_object().cloned().unwrap_or_default();
                 let served = now.get(key).cloned().unwrap_or_default();
                 for (name, (pin, def)) in &served {
                     match pinned.get(name).and_then(|p| p.as_str()) {

@@ -237,4 +237,14 @@ fn pin_record_out_writes_the_pins_file_atomically_and_equal_to_stdout() {
     assert!(err.contains("--out /nonexistent/dir/demo.json"), "{err}");
     let (code, _, err) = run(&["pin", "diff", out.to_str().expect("path"), l, "--out", "x"]);
     assert_eq!(code, 2, "{err}");
+    // diff reads the recorded file and a bare pins object alike.
+    let (code, said, _) = run(&["pin", "diff", out.to_str().expect("path"), l]);
+    assert_eq!((code, said.as_str()), (0, "no drift: every item matches its pin\n"));
+    let bare = temp("bare-pins.json", &doc["pins"].to_string());
+    let (code, said, _) = run(&["pin", "diff", bare.to_str().expect("path"), l]);
+    assert_eq!((code, said.as_str()), (0, "no drift: every item matches its pin\n"));
+    let other = temp("other-pins.json", r#"{"tools": {"get_forecast": "sha256:00"}}"#);
+    let (code, said, _) = run(&["pin", "diff", other.to_str().expect("path"), l]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("changed tools \"get_forecast\""), "{said}");
 }
