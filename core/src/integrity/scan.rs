@@ -814,10 +814,8 @@ impl Scanner {
         if !ascii_clean {
             self.chars(s);
         }
-        if field == Field::Name {
-            if !s.is_ascii() || s.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-                self.push(Rule::NameConfusable, excerpt(s, 0));
-            }
+        if field == Field::Name && (!s.is_ascii() || s.bytes().any(|b| b.is_ascii_control() || b == b' ')) {
+            self.push(Rule::NameConfusable, excerpt(s, 0));
         }
         if s.chars().count() > MAX_TEXT_CHARS {
             self.push(Rule::LengthOverlong, format!("{} characters", s.chars().count()));

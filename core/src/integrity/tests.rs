@@ -199,7 +199,7 @@ fn drift_is_classified_and_quarantined() {
         "a":{"drift":"audit","pins":{"tools":{"t":pin}}}}}),
     );
     let q = i.for_server("q").unwrap();
-    let r = judge(q, &[t1.clone()]);
+    let r = judge(q, std::slice::from_ref(&t1));
     assert_eq!(r.edits, [Edit::Keep]);
     assert_eq!(r.removed, ["gone"]);
     let r = judge(q, &[t2.clone(), u.clone()]);
