@@ -61,6 +61,10 @@ class XdsServer(Proc):
     def status(self) -> dict:
         return httpx.get(f"{self.status_url}/status", timeout=2).json()
 
+    def integrity(self) -> dict:
+        """`/integrity`: node id → {last_seen, reporting, servers: {server: {drift, findings, withheld}}}."""
+        return httpx.get(f"{self.status_url}/integrity", timeout=2).json()
+
     def metrics(self) -> dict[str, float]:
         """`/metrics` as {"name{labels}": value}."""
         out = {}
@@ -111,9 +115,14 @@ def set_filter_config(directory: Path, doc: dict[str, Any] | str) -> None:
     write_atomically(directory / "filter.json", doc if isinstance(doc, str) else json.dumps(doc, indent=2))
 
 
-def ads_bootstrap(xds_port: int, node_id: str, cluster: str = "mcp-gateway", metadata: dict | None = None) -> dict:
-    """envoy-configs/xds-bootstrap.yaml with this node, admin on port 0 and the given xDS port."""
+def ads_bootstrap(
+    xds_port: int, node_id: str, cluster: str = "mcp-gateway", metadata: dict | None = None, stats_flush: str | None = None
+) -> dict:
+    """envoy-configs/xds-bootstrap.yaml with this node, admin on port 0 and the given xDS port
+    (`stats_flush`: how often the stats sink streams to the control plane, e.g. "0.5s")."""
     b = copy.deepcopy(yaml.safe_load(XDS_BOOTSTRAP.read_text()))
+    if stats_flush:
+        b["stats_flush_interval"] = stats_flush
     b["node"] = {"id": node_id, "cluster": cluster, **({"metadata": metadata} if metadata else {})}
     b["admin"]["address"]["socket_address"]["port_value"] = 0
     xds = b["static_resources"]["clusters"][0]

@@ -22,7 +22,8 @@ usage: mcp-policy COMMAND ...
   explain --policy FILE WHO WHAT     the decision, the deciding rule, why each rule did or did not apply
   test TESTS.yaml... [--policy FILE] run policy unit tests; a failure prints a diff, exit 1
   diff OLD NEW [--names a,b,...]     per principal class: tools/resources/prompts gained and lost
-  pin record LIST.json...            pins (RFC 8785 + SHA-256) of every item in captured list answers
+  pin record LIST.json... [--out F]  pins (RFC 8785 + SHA-256) of every item in captured list answers
+                                     (--out: written atomically, e.g. XDS_DIR/pins/SERVER.json)
   pin diff PINFILE LIST.json...      what a server serves now vs a pin file: changed paths, added, removed
   replay --log ACCESS_LOG --policy CANDIDATE [--principals FILE]
                                      re-decide recorded access-log decisions; report what would change
@@ -204,6 +205,7 @@ impl Args {
             "diff" => &["--names"],
             "replay" => &["--log", "--policy", "--principals"],
             "usage" => &["--log", "--period", "--format"],
+            "pin" => &["--out"],
             _ => &[],
         };
         let mut a = Args::default();
@@ -597,6 +599,35 @@ fn pin_files(files: &[PathBuf]) -> Result<Pinned, Fail> {
     Ok(out)
 }
 
+/// Write `bytes` to `path` so a reader (xds-server watching its directory) sees the old file or
+/// the new one, never a part: a temporary file in the same directory, synced, then renamed.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Fail> {
+    use std::io::Write as _;
+    let name = path
+        .file_name()
+        .ok_or_else(|| Fail(format!("--out {}: not a file name", path.display())))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // A dot file: xds-server ignores it while it is being written.
+    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok::<(), std::io::Error>(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Fail(format!("--out {}: {e}", path.display()))
+    })
+}
+
 fn cmd_pin(a: &Args) -> Result<ExitCode, Fail> {
     let Some((sub, files)) = a.files.split_first() else {
         return Err(Fail("pin: record LIST.json... | diff PINFILE LIST.json...".into()));
@@ -625,10 +656,17 @@ fn cmd_pin(a: &Args) -> Result<ExitCode, Fail> {
                 );
             }
             let doc = serde_json::json!({"pins": pins, "definitions": defs});
-            say!("{}\n", serde_json::to_string_pretty(&doc)?);
+            let text = serde_json::to_string_pretty(&doc)? + "\n";
+            match a.one("--out")? {
+                None => say!("{text}"),
+                Some(out) => write_atomically(Path::new(out), text.as_bytes())?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some("diff") => {
+            if a.has("--out") {
+                return Err(Fail("pin diff: --out is for pin record".into()));
+            }
             let Some((pinfile, lists)) = files.split_first() else {
                 return Err(Fail(
                     "pin diff: give a pin file and one or more captured list answers".into(),
@@ -639,7 +677,9 @@ fn cmd_pin(a: &Args) -> Result<ExitCode, Fail> {
             let now = pin_files(lists)?;
             let mut differences = 0usize;
             for (_, key) in PIN_KINDS {
-                let pinned = doc["pins"][key].as_object().cloned().unwrap_or_default();
+                // `pin record`'s file, or a bare pins object (as xds-server's pins/ accepts).
+                let pins = doc.get("pins").unwrap_or(&doc);
+                let pinned = pins[key].as_object().cloned().unwrap_or_default();
                 let served = now.get(key).cloned().unwrap_or_default();
                 for (name, (pin, def)) in &served {
                     match pinned.get(name).and_then(|p| p.as_str()) {

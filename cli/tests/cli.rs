@@ -199,3 +199,52 @@ fn replay_over_a_log_recorded_from_a_real_envoy_reports_what_enforcing_would_ref
     assert_eq!(code, 2);
     assert!(err.contains("nope.log: cannot read"), "{err}");
 }
+
+#[test]
+fn pin_record_out_writes_the_pins_file_atomically_and_equal_to_stdout() {
+    let list = temp(
+        "list.json",
+        r#"{"jsonrpc": "2.0", "id": 1, "result": {"tools": [{"name": "get_forecast", "inputSchema": {"type": "object"}}]}}"#,
+    );
+    let l = list.to_str().expect("path");
+    let (code, printed, err) = run(&["pin", "record", l]);
+    assert_eq!(code, 0, "{err}");
+    let dir = list.parent().expect("dir").join("pins-out");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = dir.join("demo.json");
+    std::fs::write(&out, "old").expect("write");
+    let (code, stdout, err) = run(&["pin", "record", l, "--out", out.to_str().expect("path")]);
+    assert_eq!((code, stdout.as_str()), (0, ""), "{err}");
+    let written = std::fs::read_to_string(&out).expect("written");
+    assert_eq!(written, printed);
+    let doc: serde_json::Value = serde_json::from_str(&written).expect("JSON");
+    assert!(
+        doc["pins"]["tools"]["get_forecast"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("sha256:")),
+        "{doc}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "no temporary file left: {left:?}");
+    // An unwritable place is an error naming it, and exit 2; diff takes no --out.
+    let (code, _, err) = run(&["pin", "record", l, "--out", "/nonexistent/dir/demo.json"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--out /nonexistent/dir/demo.json"), "{err}");
+    let (code, _, err) = run(&["pin", "diff", out.to_str().expect("path"), l, "--out", "x"]);
+    assert_eq!(code, 2, "{err}");
+    // diff reads the recorded file and a bare pins object alike.
+    let (code, said, _) = run(&["pin", "diff", out.to_str().expect("path"), l]);
+    assert_eq!((code, said.as_str()), (0, "no drift: every item matches its pin\n"));
+    let bare = temp("bare-pins.json", &doc["pins"].to_string());
+    let (code, said, _) = run(&["pin", "diff", bare.to_str().expect("path"), l]);
+    assert_eq!((code, said.as_str()), (0, "no drift: every item matches its pin\n"));
+    let other = temp("other-pins.json", r#"{"tools": {"get_forecast": "sha256:00"}}"#);
+    let (code, said, _) = run(&["pin", "diff", other.to_str().expect("path"), l]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("changed tools \"get_forecast\""), "{said}");
+}

@@ -21,7 +21,9 @@
 
 pub mod ads;
 pub mod cli;
+pub mod fleet;
 pub mod log;
+pub mod pins;
 pub mod position;
 pub mod server;
 pub mod snapshot;

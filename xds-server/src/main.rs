@@ -125,7 +125,7 @@ async fn serve_async(a: ServeArgs) -> anyhow::Result<()> {
     let xds_addr = xds.local_addr()?;
     let status_addr = status_l.local_addr()?;
     log::info(&format!(
-        "serving ADS (SotW: LDS RDS CDS EDS ECDS) on {xds_addr}, status on http://{status_addr}/status, source {}",
+        "serving ADS (SotW: LDS RDS CDS EDS ECDS) and MetricsService on {xds_addr}, status on http://{status_addr}/status, source {}",
         a.config_dir.display()
     ));
 
@@ -139,6 +139,7 @@ async fn serve_async(a: ServeArgs) -> anyhow::Result<()> {
     let grpc = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .add_service(ads)
+        .add_service(server::Metrics::new(shared.clone()).into_service())
         .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(xds));
     tokio::spawn(status::serve(status_l, shared.clone()));
     tokio::spawn(watch::run(

@@ -8,6 +8,8 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
+use envoy_types::pb::envoy::service::metrics::v3::metrics_service_server::{MetricsService, MetricsServiceServer};
+use envoy_types::pb::envoy::service::metrics::v3::{StreamMetricsMessage, StreamMetricsResponse};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -176,5 +178,110 @@ fn log_event(who: &str, e: &Event) {
             type_name(type_url)
         )),
         Event::UnknownType { type_url } => log::debug(&format!("{who}: not serving {type_url}")),
+    }
+}
+
+/// envoy.service.metrics.v3.MetricsService: the Envoys' `metrics_service` stats sink. Each
+/// stream's first message names the node; every message's integrity counters are kept for it
+/// (`fleet.rs`), the rest of Envoy's stats dropped on arrival.
+pub struct Metrics {
+    shared: Arc<Shared>,
+}
+
+/// Envoy sends every stat each flush: a few MB at most even for a large config.
+const MAX_METRICS_MESSAGE: usize = 16 << 20;
+
+impl Metrics {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    pub fn into_service(self) -> MetricsServiceServer<Self> {
+        MetricsServiceServer::new(self).max_decoding_message_size(MAX_METRICS_MESSAGE)
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for Metrics {
+    async fn stream_metrics(
+        &self,
+        request: Request<Streaming<StreamMetricsMessage>>,
+    ) -> Result<Response<StreamMetricsResponse>, Status> {
+        let peer = request
+            .remote_addr()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "?".into());
+        let mut inbound = request.into_inner();
+        let first = match inbound.message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Ok(Response::new(StreamMetricsResponse {})),
+            Err(status) => {
+                log::warn(&format!("metrics stream from {peer}: closed: {}", status.message()));
+                return Err(status);
+            }
+        };
+        let Some(node) = first.identifier.as_ref().and_then(|i| i.node.as_ref()) else {
+            log::warn(&format!(
+                "metrics stream from {peer}: refused: the first message names no node"
+            ));
+            return Err(Status::invalid_argument(
+                "the first StreamMetricsMessage must carry identifier.node",
+            ));
+        };
+        let (node_id, cluster) = (node.id.clone(), node.cluster.clone());
+        if !self.shared.fleet().open(&node_id, &cluster, SystemTime::now()) {
+            log::warn(&format!(
+                "metrics stream from {peer}: refused: unusable node id {node_id:?}"
+            ));
+            return Err(Status::invalid_argument(
+                "identifier.node.id must be 1-256 characters, no control characters",
+            ));
+        }
+        log::info(&format!("metrics stream from node {node_id:?} ({peer}): open"));
+        // Closed however the stream ends, a dropped connection included (the future is dropped).
+        let _open = OpenStream {
+            shared: self.shared.clone(),
+            node_id: node_id.clone(),
+        };
+        let shared = self.shared.clone();
+        let mut named = false;
+        let mut record = |m: &StreamMetricsMessage| {
+            if !named {
+                // Once per stream: how this Envoy names the module's stats (flat or tagged).
+                if let Some(n) = crate::fleet::integrity_naming(&m.envoy_metrics) {
+                    log::info(&format!("metrics stream from node {node_id:?}: integrity stats as {n}"));
+                    named = true;
+                }
+            }
+            let series = crate::fleet::integrity_series(&m.envoy_metrics);
+            shared.fleet().record(&node_id, series, SystemTime::now());
+        };
+        record(&first);
+        let end = loop {
+            match inbound.message().await {
+                Ok(Some(m)) => record(&m),
+                Ok(None) => break Ok(Response::new(StreamMetricsResponse {})),
+                Err(status) => {
+                    log::warn(&format!(
+                        "metrics stream from node {node_id:?}: closed: {}",
+                        status.message()
+                    ));
+                    break Err(status);
+                }
+            }
+        };
+        end
+    }
+}
+
+struct OpenStream {
+    shared: Arc<Shared>,
+    node_id: String,
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.shared.fleet().close(&self.node_id);
+        log::info(&format!("metrics stream from node {:?}: closed", self.node_id));
     }
 }

@@ -147,6 +147,8 @@ pub struct World {
     by_group: BTreeMap<String, Arc<Snapshot>>,
     /// The filter configs' warnings (published anyway; shown on `/status`).
     pub warnings: Vec<crate::source::SourceError>,
+    /// `pins/` by server (item counts per kind; shown on `/status`).
+    pub pins: BTreeMap<String, crate::pins::PinSet>,
 }
 
 impl World {
@@ -168,6 +170,7 @@ impl World {
             ungrouped,
             by_group,
             warnings: model.warnings(),
+            pins: model.pins.clone(),
         })
     }
 

@@ -17,6 +17,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
+use crate::pins;
 use crate::position;
 use crate::version::Digester;
 use crate::virtual_server::{self, VirtualServerDef};
@@ -29,7 +30,7 @@ pub const DEFAULT_FILTER: &str = "default";
 pub const DEFAULT_ACCESS_LOG: &str = "/dev/stdout";
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
 /// The directories of the source directory that are read (one level, no deeper).
-pub const SUBDIRS: [&str; 5] = ["servers", "virtual_servers", "filters", "jwks", "keys"];
+pub const SUBDIRS: [&str; 6] = ["servers", "virtual_servers", "filters", "jwks", "keys", "pins"];
 
 /// One problem in the source directory: which file, which field, why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,7 +102,9 @@ fn is_source_path(rel: &str) -> bool {
         None => GATEWAYS_FILES.contains(&rel) || rel == DEFAULT_FILTER_FILE,
         Some(("servers", name)) => !name.contains('/') && ext_ok(name, &[".yaml", ".yml", ".json"]),
         Some(("virtual_servers", name)) => !name.contains('/') && ext_ok(name, &[".yaml", ".yml", ".json"]),
-        Some(("filters", name)) | Some(("jwks", name)) => !name.contains('/') && ext_ok(name, &[".json"]),
+        Some(("filters", name)) | Some(("jwks", name)) | Some(("pins", name)) => {
+            !name.contains('/') && ext_ok(name, &[".json"])
+        }
         Some(("keys", _)) => virtual_server::is_keys_path(rel),
         Some(_) => false,
     }
@@ -289,6 +292,12 @@ impl SourceFiles {
             }
         };
 
+        // Pins: pushed inside every filter config with an integrity entry for their server.
+        let pins = pins::read(&self.files, &servers, &virtual_servers, &mut errors);
+        if errors.is_empty() {
+            pins::merge(&pins, &listeners, &virtual_servers, &mut filters, &mut errors);
+        }
+
         // Each filter config gets the sections of the virtual servers its listeners serve.
         if errors.is_empty() {
             merge_virtual_servers(&listeners, &virtual_servers, &mut filters, &mut errors);
@@ -318,6 +327,7 @@ impl SourceFiles {
                 servers,
                 virtual_servers,
                 filters,
+                pins,
             })
         } else {
             errors.sort_by(|a, b| a.file.cmp(&b.file));
@@ -338,6 +348,8 @@ pub struct Model {
     pub servers: BTreeMap<String, Server>,
     pub virtual_servers: BTreeMap<String, VirtualServerDef>,
     pub filters: BTreeMap<String, Filter>,
+    /// `pins/NAME.json` by server name (already merged into `filters`).
+    pub pins: BTreeMap<String, crate::pins::PinSet>,
 }
 
 impl Model {
@@ -1378,6 +1390,8 @@ connect_timeout_ms: 500
         assert!(is_source_path("filter.json"));
         assert!(is_source_path("servers/a.yml"));
         assert!(is_source_path("filters/strict.json"));
+        assert!(is_source_path("pins/demo.json"));
+        assert!(!is_source_path("pins/demo.yaml"));
         assert!(!is_source_path("servers/.a.yaml.swp"));
         assert!(!is_source_path("servers/a.yaml~"));
         assert!(!is_source_path("README.md"));

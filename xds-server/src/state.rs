@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use tokio::sync::watch;
 
 use crate::ads::{Event, TypeStatus};
+use crate::fleet::Fleet;
 use crate::log::rfc3339;
 use crate::snapshot::{short_name, World, TYPES};
 use crate::source::SourceError;
@@ -76,6 +77,8 @@ pub struct Shared {
     world: watch::Sender<Option<Arc<World>>>,
     inner: Mutex<Inner>,
     pub metrics: Metrics,
+    /// Per node integrity counters streamed by the Envoys (MetricsService).
+    fleet: Mutex<Fleet>,
     next_stream: AtomicU64,
     pub resend_interval_ms: u64,
 }
@@ -93,6 +96,7 @@ impl Shared {
                 streams: BTreeMap::new(),
             }),
             metrics: Metrics::default(),
+            fleet: Mutex::new(Fleet::default()),
             next_stream: AtomicU64::new(1),
             resend_interval_ms,
         }
@@ -101,6 +105,19 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The per-node integrity view, locked (short sections only: no await while held).
+    pub fn fleet(&self) -> MutexGuard<'_, Fleet> {
+        self.fleet.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `GET /integrity`: node → server → drift, findings and withheld counts, with when each
+    /// node was last heard from.
+    pub fn integrity_json(&self) -> serde_json::Value {
+        let mut fleet = self.fleet();
+        fleet.prune(SystemTime::now());
+        serde_json::to_value(fleet.view()).unwrap_or_default()
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Option<Arc<World>>> {
@@ -198,6 +215,8 @@ impl Shared {
             "resend_interval_ms": self.resend_interval_ms,
             "connected": inner.streams.len(),
             "nodes": inner.streams.values().collect::<Vec<_>>(),
+            "pins": world.as_ref().map(|w| serde_json::to_value(&w.pins).unwrap_or_default()),
+            "integrity": self.integrity_json(),
         })
     }
 
@@ -287,6 +306,48 @@ impl Shared {
             "1 when the files on disk are the ones being served.",
             plain(u64::from(inner.config.valid)),
         );
+        {
+            let fleet = self.fleet();
+            metric(
+                "mcp_xds_metrics_nodes",
+                "gauge",
+                "Envoys whose streamed stats are remembered (integrity per node).",
+                plain(fleet.len() as u64),
+            );
+            metric(
+                "mcp_xds_metrics_series_dropped_total",
+                "counter",
+                "Integrity series refused for the per-node cap.",
+                plain(fleet.series_dropped),
+            );
+            let mut by_name: BTreeMap<&'static str, Vec<(String, u64)>> = BTreeMap::new();
+            for (name, labels, v) in fleet.metric_rows() {
+                by_name.entry(name).or_default().push((labels, v));
+            }
+            for (name, help) in [
+                (
+                    "mcp_xds_node_stats_last_seen_seconds",
+                    "When each Envoy last streamed its stats (Unix seconds).",
+                ),
+                (
+                    "mcp_xds_node_integrity_drift_total",
+                    "Drift from the pins each Envoy saw, by server and change (the module's integrity_drift_total).",
+                ),
+                (
+                    "mcp_xds_node_integrity_findings_total",
+                    "Integrity findings each Envoy saw, by server, rule and outcome.",
+                ),
+                (
+                    "mcp_xds_node_integrity_withheld_total",
+                    "Calls each Envoy refused to withheld items, by server.",
+                ),
+            ] {
+                if let Some(rows) = by_name.remove(name) {
+                    let kind = if name.ends_with("_total") { "counter" } else { "gauge" };
+                    metric(name, kind, help, rows);
+                }
+            }
+        }
         if let Some(w) = world {
             metric(
                 "mcp_xds_snapshot_info",

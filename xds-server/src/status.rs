@@ -1,4 +1,5 @@
-//! A tiny HTTP/1.1 responder for `GET /status` (JSON), `GET /metrics` (Prometheus text) and
+//! A tiny HTTP/1.1 responder for `GET /status` (JSON), `GET /integrity` (JSON: integrity
+//! counters per node), `GET /metrics` (Prometheus text) and
 //! `GET /healthz`. One request per connection, `Connection: close`; enough for curl, a
 //! Prometheus scraper and the tests, and no HTTP framework to keep up to date.
 
@@ -65,8 +66,16 @@ fn route(method: &str, path: &str, shared: &Shared) -> (&'static str, &'static s
             let body = serde_json::to_string_pretty(&shared.status_json()).unwrap_or_default() + "\n";
             ("200 OK", "application/json", body)
         }
+        "/integrity" => {
+            let body = serde_json::to_string_pretty(&shared.integrity_json()).unwrap_or_default() + "\n";
+            ("200 OK", "application/json", body)
+        }
         "/metrics" => ("200 OK", "text/plain; version=0.0.4", shared.metrics_text()),
         "/healthz" => ("200 OK", "text/plain", "ok\n".into()),
-        _ => ("404 Not Found", "text/plain", "try /status or /metrics\n".into()),
+        _ => (
+            "404 Not Found",
+            "text/plain",
+            "try /status, /integrity or /metrics\n".into(),
+        ),
     }
 }

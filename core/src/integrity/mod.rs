@@ -198,7 +198,8 @@ pub fn kind_label(k: Kind) -> &'static str {
     }
 }
 
-fn valid_pin(p: &str) -> bool {
+/// `sha256:` and 64 lowercase hex digits: the form every pin takes.
+pub fn valid_pin(p: &str) -> bool {
     p.strip_prefix("sha256:")
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
