@@ -480,11 +480,7 @@ impl ServerIntegrity {
             let drift_acts = drift
                 .as_ref()
                 .is_some_and(|d| self.drift == DriftAction::Quarantine && self.excuse(kind, name, d.rule()).is_none());
-            // The first finding (walk order) of the highest severity decides.
-            let decisive = acting
-                .iter()
-                .min_by_key(|f| std::cmp::Reverse(f.severity()))
-                .map(|f| f.rule.name());
+            let decisive = self.decisive(acting.iter().copied()).map(|f| f.rule.name());
             let (edit, outcome, rule) = if drift_acts {
                 (Edit::Drop, Outcome::Quarantined, drift.as_ref().map(Drift::rule))
             } else if acting.is_empty() {
@@ -559,11 +555,7 @@ impl ServerIntegrity {
             return None;
         }
         let findings = facts.findings.clone();
-        let decisive = findings
-            .iter()
-            .filter(|f| f.severity() >= self.min_severity)
-            .min_by_key(|f| std::cmp::Reverse(f.severity()));
-        let Some(decisive) = decisive else {
+        let Some(decisive) = self.decisive(&findings) else {
             return Some(TextReport {
                 findings,
                 outcome: Outcome::Kept,
@@ -594,9 +586,16 @@ impl ServerIntegrity {
             replacement,
         })
     }
-}
 
-impl ServerIntegrity {
+    /// The finding that decides what is done: the first (walk order) of the highest severity
+    /// at or above `min_severity`.
+    fn decisive<'f>(&self, findings: impl IntoIterator<Item = &'f Finding>) -> Option<&'f Finding> {
+        findings
+            .into_iter()
+            .filter(|f| f.severity() >= self.min_severity)
+            .min_by_key(|f| std::cmp::Reverse(f.severity()))
+    }
+
     /// Scan a call's answer (`msg`: the whole JSON-RPC message) when `results: audit`: every
     /// string of its `result`. `None` when off, clean, or not a result.
     pub fn judge_result(&self, msg: &[u8], cache: &mut cache::ScanCache) -> Option<TextReport> {
@@ -608,11 +607,7 @@ impl ServerIntegrity {
         if findings.is_empty() {
             return None;
         }
-        let rule = findings
-            .iter()
-            .filter(|f| f.severity() >= self.min_severity)
-            .min_by_key(|f| std::cmp::Reverse(f.severity()))
-            .map(|f| f.rule.name());
+        let rule = self.decisive(&findings).map(|f| f.rule.name());
         Some(TextReport {
             findings,
             outcome: Outcome::Kept,
