@@ -9,12 +9,13 @@
 use super::{McpFilter, Runtime};
 use crate::envoy::{Host, Level};
 use mcp_policy_core::integrity::cache::ScanCache;
+use mcp_policy_core::integrity::rules::Finding;
 use mcp_policy_core::integrity::ResultScan;
 use mcp_policy_core::integrity::{self, Edit, Integrity, ListReport, Outcome, ServerIntegrity, TextReport, Withheld};
 use mcp_policy_core::policy::{Kind, PrincipalView};
 use mcp_policy_core::reply;
 use mcp_policy_core::response::{Answer, Lists};
-use mcp_policy_core::rewrite::Scan;
+use mcp_policy_core::rewrite::{ListItem, Scan};
 use mcp_policy_core::vserver::{merge, Backend, VirtualServer};
 use std::cell::RefCell;
 
@@ -42,12 +43,7 @@ impl Lists for ListJudge<'_, '_> {
     fn edits(&mut self, kind: Kind, scan: &Scan<'_>) -> Option<Vec<Edit>> {
         let (si, generation) = self.integrity?;
         let items = scan.items(kind)?;
-        let refs: Vec<(Option<&str>, &[u8])> = items.iter().map(|i| (i.name, i.text)).collect();
-        // A list with a cursor is one page: what is missing from it is not removed.
-        let complete = !scan.has_next_cursor();
-        let report = SCANS.with(|s| si.judge_list(kind, &refs, complete, &[], &mut s.borrow_mut()));
-        let names: Vec<Option<&str>> = items.iter().map(|i| i.name).collect();
-        WITHHELD.with(|w| w.borrow_mut().record(generation, self.server, &report, kind, &names));
+        let report = judge_and_record(si, generation, self.server, kind, scan, &items, &[]);
         let edits = report
             .edits
             .iter()
@@ -79,6 +75,51 @@ impl Lists for ListJudge<'_, '_> {
     }
 }
 
+/// Judge one list of `server` (through this worker's scan memo) and record what it withheld.
+fn judge_and_record(
+    si: &ServerIntegrity,
+    generation: u64,
+    server: &str,
+    kind: Kind,
+    scan: &Scan<'_>,
+    items: &[ListItem<'_>],
+    others: &[&str],
+) -> ListReport {
+    let refs: Vec<(Option<&str>, &[u8])> = items.iter().map(|i| (i.name, i.text)).collect();
+    // A list with a cursor is one page: what is missing from it is not removed.
+    let complete = !scan.has_next_cursor();
+    let report = SCANS.with(|s| si.judge_list(kind, &refs, complete, others, &mut s.borrow_mut()));
+    let names: Vec<Option<&str>> = items.iter().map(|i| i.name).collect();
+    WITHHELD.with(|w| w.borrow_mut().record(generation, server, &report, kind, &names));
+    report
+}
+
+/// One finding: counted (`integrity_findings_total{server, rule, outcome}`) and logged; `what`
+/// says where (`tool "x"`, `instructions`, `result`).
+fn record_finding(
+    rt: &Runtime,
+    h: &mut impl Host,
+    server: &str,
+    what: std::fmt::Arguments<'_>,
+    f: &Finding,
+    outcome: Outcome,
+) {
+    // Stat label values must not hold dots (Envoy's tag extraction splits on them).
+    let label = f.rule.name().replace('.', "_");
+    h.increment_counter(rt.stats.integrity_findings_total, &[server, &label, outcome.label()], 1);
+    crate::envoy::log(
+        Level::Warn,
+        format_args!(
+            "mcp_policy: integrity: server {server:?} {what}: {} ({}) at {}: {:?} -> {}",
+            f.rule.name(),
+            f.severity().label(),
+            f.path,
+            f.excerpt,
+            outcome.label()
+        ),
+    );
+}
+
 /// The judge of a virtual server's merged list: each backend's policy view, then integrity
 /// under the backend's name (collisions checked against the backends merged before it).
 pub(super) struct BackendJudge<'a, 'p> {
@@ -102,11 +143,7 @@ impl merge::Judge for BackendJudge<'_, '_> {
         let integ = self.integrity?;
         let si = integ.for_server(&b.name)?;
         let items = scan.items(kind)?;
-        let refs: Vec<(Option<&str>, &[u8])> = items.iter().map(|i| (i.name, i.text)).collect();
-        let complete = !scan.has_next_cursor();
-        let report = SCANS.with(|s| si.judge_list(kind, &refs, complete, earlier, &mut s.borrow_mut()));
-        let names: Vec<Option<&str>> = items.iter().map(|i| i.name).collect();
-        WITHHELD.with(|w| w.borrow_mut().record(integ.generation, &b.name, &report, kind, &names));
+        let report = judge_and_record(si, integ.generation, &b.name, kind, scan, &items, earlier);
         let edits = report.edits.clone();
         self.reports.push((b.name.clone(), kind, report));
         Some(edits)
@@ -198,23 +235,7 @@ impl McpFilter {
     /// `instructions` or `result`).
     pub(super) fn record_text(&self, rt: &Runtime, h: &mut impl Host, server: &str, what: &str, r: &TextReport) {
         for f in &r.findings {
-            let label = f.rule.name().replace('.', "_");
-            h.increment_counter(
-                rt.stats.integrity_findings_total,
-                &[server, &label, r.outcome.label()],
-                1,
-            );
-            crate::envoy::log(
-                Level::Warn,
-                format_args!(
-                    "mcp_policy: integrity: server {server:?} {what}: {} ({}) at {}: {:?} -> {}",
-                    f.rule.name(),
-                    f.severity().label(),
-                    f.path,
-                    f.excerpt,
-                    r.outcome.label()
-                ),
-            );
+            record_finding(rt, h, server, format_args!("{what}"), f, r.outcome);
         }
         if let Some(rule) = r.rule {
             let action = if r.outcome == Outcome::Kept {
@@ -242,26 +263,8 @@ impl McpFilter {
             let kind = &kind;
             for item in &r.items {
                 for f in &item.findings {
-                    // Stat label values must not hold dots (Envoy's tag extraction splits on them).
-                    let label = f.rule.name().replace('.', "_");
-                    h.increment_counter(
-                        rt.stats.integrity_findings_total,
-                        &[server, &label, item.outcome.label()],
-                        1,
-                    );
-                    crate::envoy::log(
-                        Level::Warn,
-                        format_args!(
-                            "mcp_policy: integrity: server {server:?} {} {:?}: {} ({}) at {}: {:?} -> {}",
-                            integrity::kind_label(*kind),
-                            item.name,
-                            f.rule.name(),
-                            f.severity().label(),
-                            f.path,
-                            f.excerpt,
-                            item.outcome.label()
-                        ),
-                    );
+                    let what = format_args!("{} {:?}", integrity::kind_label(*kind), item.name);
+                    record_finding(rt, h, server, what, f, item.outcome);
                 }
                 for (f, reason) in &item.excused {
                     crate::envoy::log(
