@@ -141,6 +141,16 @@ fn ok(id: &str, result: Value) -> Got {
     )
 }
 
+/// The names of a merged `tools` result, in order.
+fn tool_names(result: &Value) -> Vec<&str> {
+    result["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 fn lists_merge_prefixed_selected_and_filtered_with_every_field_kept() {
     let v = two();
@@ -155,12 +165,7 @@ fn lists_merge_prefixed_selected_and_filtered_with_every_field_kept() {
     let mut keep = |b: &Backend, _k: Kind, n: &str| !(b.name == "github" && n == "secret");
     let l = merge::list(&v, Kind::Tool, vec![(0, gh), (1, mem)], &mut keep).unwrap();
     let r: Value = serde_json::from_slice(&l.result).unwrap();
-    let names: Vec<&str> = r["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = tool_names(&r);
     assert_eq!(names, ["github__create_issue", "mem__read_graph"]);
     assert_eq!(r["tools"][0]["outputSchema"], json!({"type": "object"}));
     assert_eq!(r["tools"][0]["_meta"], json!({"x": 1}));
@@ -467,7 +472,7 @@ fn a_judge_edits_each_backends_items_and_sees_the_names_merged_before() {
     let l = merge::list(&v, Kind::Tool, vec![(0, gh()), (1, mem())], &mut j).unwrap();
     let r: Value = serde_json::from_slice(&l.result).unwrap();
     let tools = r["tools"].as_array().unwrap();
-    let names: Vec<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let names = tool_names(&r);
     assert_eq!(names, ["github__a", "github__clean_me", "mem__b", "mem__last"]);
     assert_eq!(tools[1]["description"], "cleaned", "the replacement, renamed");
     assert_eq!(l.hidden, 1);
@@ -482,11 +487,6 @@ fn a_judge_edits_each_backends_items_and_sees_the_names_merged_before() {
     };
     let l = merge::list(&v, Kind::Tool, vec![(0, gh()), (1, mem())], &mut short).unwrap();
     let r: Value = serde_json::from_slice(&l.result).unwrap();
-    let names: Vec<&str> = r["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = tool_names(&r);
     assert_eq!(names, ["github__a", "mem__b"]);
 }
