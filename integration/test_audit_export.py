@@ -192,9 +192,14 @@ def test_otlp_logs_parse_under_the_official_schema_and_carry_the_trace(procs, is
             return set(got) >= set(range(1, 6))
 
         wait_until("OTLP delivery", delivered, timeout=30, proc=audit)
-        first = got[1]
+        # Two Envoy workers ship their batches independently: the traced call is not
+        # necessarily seq 1. Find it by its record, then check the OTLP mapping.
+        traced = [lr for lr in got.values() if json.loads(lr.body.string_value).get("trace_id") == trace]
+        assert len(traced) == 1, "exactly one record carries the caller's trace"
+        first = traced[0]
         assert first.trace_id.hex() == trace, "the record's trace id is the OTLP log's traceId"
-        assert json.loads(first.body.string_value)["trace_id"] == trace
+        untraced = [lr for lr in got.values() if lr is not first]
+        assert all(lr.trace_id.hex() != trace for lr in untraced)
         assert first.time_unix_nano > 1_700_000_000 * 10**9
         attrs = {a.key: a.value.string_value for a in first.attributes}
         assert attrs["mcp.audit.decision"] == "deny" and attrs["enduser.id"] == "alice"
