@@ -15,6 +15,8 @@ use crate::strict_json::{folds_to, Scanner, Syntax, WalkError, DEFAULT_MAX_DEPTH
 use std::borrow::Cow;
 use std::ops::Range;
 
+pub mod memo;
+
 /// What kind of thing a list item is (shared with policy, which judges visibility by it).
 pub use crate::policy::Kind;
 
@@ -87,6 +89,7 @@ fn walk_err(pos: usize, e: WalkError) -> RewriteError {
 }
 
 /// One list element as found in the text.
+#[derive(Debug, PartialEq, Eq)]
 struct Item<'a> {
     /// From just after the preceding `[` or `,` (so leading whitespace is kept) to the end of
     /// the value.
@@ -110,6 +113,7 @@ pub struct ListItem<'s> {
 
 /// One list array found in `result`: `[` .. just past `]`, its elements, and the whitespace
 /// before `]`.
+#[derive(Debug, PartialEq, Eq)]
 struct List<'a> {
     kind: Kind,
     array: Range<usize>,
@@ -134,6 +138,7 @@ pub enum Shape {
 /// `result` holds (names decoded, visibility not yet decided). [`Scan::filter`] then applies a
 /// principal's view, so the caller can pick the list kind from the id *after* the walk (the id
 /// may come after `result` in the text).
+#[derive(Debug, PartialEq, Eq)]
 pub struct Scan<'a> {
     body: &'a [u8],
     /// The raw JSON text of `id`, if present.
@@ -340,7 +345,13 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
                 id = Some(raw);
                 Ok(())
             }
-            Some(2) => result(s, &mut lists, &mut next_cursor, &mut instructions),
+            Some(2) => {
+                let found = result(s)?;
+                lists = found.lists;
+                next_cursor = found.next_cursor;
+                instructions = found.instructions;
+                Ok(())
+            }
             _ => skip(s, 1),
         }
     })?;
@@ -388,32 +399,48 @@ fn skip(s: &mut Scanner<'_>, depth: usize) -> Result<(), RewriteError> {
         .map_err(|e| walk_err(pos, e))
 }
 
-/// Walk `result` (cursor on its value): collect every list it holds, skip the rest.
-fn result<'a>(
-    s: &mut Scanner<'a>,
-    lists: &mut Vec<List<'a>>,
-    next_cursor: &mut bool,
-    instructions: &mut Option<Range<usize>>,
-) -> Result<(), RewriteError> {
+/// `result` (cursor on its value): what [`walk_result`] finds, from this thread's
+/// [`memo`] when it walked the same bytes before.
+fn result<'a>(s: &mut Scanner<'a>) -> Result<memo::Found<'a>, RewriteError> {
     if s.peek() != Some(b'{') {
         // Not an object: not a list result. `filter` refuses it for want of a list; other
         // results (of requests the module does not read) may be anything.
-        return skip(s, 1);
+        skip(s, 1)?;
+        return Ok(memo::Found {
+            lists: Vec::new(),
+            next_cursor: false,
+            instructions: None,
+        });
     }
+    let at = s.pos();
+    if let Some((found, len)) = memo::recall(s.text(), at) {
+        s.advance(len);
+        return Ok(found);
+    }
+    let found = walk_result(s)?;
+    memo::remember(s.text(), at, s.pos(), &found);
+    Ok(found)
+}
+
+/// Walk the `result` object (cursor on its `{`): collect every list it holds, skip the rest.
+fn walk_result<'a>(s: &mut Scanner<'a>) -> Result<memo::Found<'a>, RewriteError> {
+    let mut lists = Vec::new();
+    let mut next_cursor = false;
+    let mut instructions: Option<Range<usize>> = None;
     let mut seen = [false; 4];
     s.object(|key, s| {
         let kinds = [Kind::Tool, Kind::Resource, Kind::ResourceTemplate, Kind::Prompt];
         let Some(k) = kinds.iter().position(|k| key.eq_str(k.list_key()).unwrap_or(false)) else {
             let decoded = key_text(&key)?;
             if decoded == "nextCursor" {
-                *next_cursor = true;
+                next_cursor = true;
             } else if decoded == "instructions" && s.peek() == Some(b'"') {
                 if instructions.is_some() {
                     return Err(RewriteError::at(key.offset, "duplicate key \"instructions\" in result"));
                 }
                 let start = s.pos();
                 skip(s, 2)?;
-                *instructions = Some(start..s.pos());
+                instructions = Some(start..s.pos());
                 return Ok(());
             }
             if let Some(k) = kinds.iter().find(|k| folds_to(&decoded, k.list_key())) {
@@ -439,6 +466,11 @@ fn result<'a>(
         let l = list(s, kind)?;
         lists.push(l);
         Ok(())
+    })?;
+    Ok(memo::Found {
+        lists,
+        next_cursor,
+        instructions,
     })
 }
 

@@ -506,6 +506,16 @@ impl<'a> Scanner<'a> {
         self.pos
     }
 
+    /// The whole text being scanned.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    /// Move the cursor `n` bytes on (past text a caller already knows), at most to the end.
+    pub fn advance(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.bytes.len());
+    }
+
     pub fn at_end(&self) -> bool {
         self.pos >= self.bytes.len()
     }
