@@ -551,3 +551,79 @@ fn every_json_example_in_the_reference_page_that_is_a_whole_policy_compiles() {
     }
     assert!(compiled >= 1, "no whole-policy example found in docs/policy.md");
 }
+
+#[test]
+fn remembered_visibility_answers_agree_with_the_index_and_never_cross_policies() {
+    use mcp_policy_core::policy::seen;
+    let p = policy();
+    // The same rules with the effects of two swapped: same names, other answers.
+    let other = Policy::from_json(
+        EXAMPLE
+            .replace(
+                r#""id": "nobody-deletes",
+      "effect": "deny""#,
+                r#""id": "nobody-deletes",
+      "effect": "allow""#,
+            )
+            .as_bytes(),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let names = [
+        "get_issue",
+        "search_code",
+        "delete_repo",
+        "push",
+        "status",
+        "summarize",
+        "zzz",
+        "file:///docs/x",
+    ];
+    // Two devs share a signature; the second is answered from the first one's memo.
+    let principals = [
+        admin(),
+        dev(),
+        who("dora", &["devs"], json!({})),
+        contractor(),
+        Principal::anonymous(),
+    ];
+    seen::clear();
+    for round in 0..3 {
+        for policy in [&p, &other] {
+            for principal in &principals {
+                for server in ["github", "jira", "slack"] {
+                    let view = policy.for_principal(principal, server);
+                    for name in names {
+                        for kind in [Kind::Tool, Kind::Resource, Kind::ResourceTemplate, Kind::Prompt] {
+                            assert_eq!(
+                                view.visible(kind, name),
+                                view.visible_uncached(kind, name),
+                                "round {round} {name} {kind:?} on {server}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(seen::size().0 > 0, "the memo was used");
+    // The swapped rule shows: one policy hides what the other shows, memo warm for both.
+    let d = dev();
+    assert!(!p.for_principal(&d, "github").visible(Kind::Tool, "delete_repo"));
+    assert!(other.for_principal(&d, "github").visible(Kind::Tool, "delete_repo"));
+}
+
+#[test]
+fn the_visibility_memo_is_bounded() {
+    use mcp_policy_core::policy::seen;
+    let p = policy();
+    let d = dev();
+    let view = p.for_principal(&d, "github");
+    seen::clear();
+    for i in 0..seen::MAX_NAMES + 10 {
+        let name = format!("get_{i}");
+        assert!(view.visible(Kind::Tool, &name));
+        let (names, bytes) = seen::size();
+        assert!(names <= seen::MAX_NAMES && bytes <= seen::MAX_BYTES);
+    }
+    assert!(seen::size().0 < seen::MAX_NAMES);
+}

@@ -29,6 +29,7 @@ mod decimal;
 pub(crate) mod glob;
 pub(crate) mod matcher;
 mod pointer;
+pub mod seen;
 mod spec;
 pub mod trace;
 pub(crate) mod version;
@@ -233,6 +234,8 @@ fn subject_slot(m: Method) -> Option<usize> {
 /// A compiled policy: immutable, `Send + Sync`, shared by every worker.
 #[derive(Debug)]
 pub struct Policy {
+    /// Unique in this process (never reused, unlike an address): keys [`seen`]'s memo.
+    uid: u64,
     version: String,
     rules: Box<[Rule]>,
     servers: HashMap<Box<str>, ServerIndex, FnvBuild>,
@@ -280,6 +283,8 @@ impl Rule {
 /// Everything that applies on one server, indexed for lookup.
 #[derive(Debug, Default)]
 struct ServerIndex {
+    /// Which index of its policy this is (the fallback is `u32::MAX`): keys [`seen`]'s memo.
+    id: u32,
     mode: Mode,
     /// Tool, resource and prompt rules.
     targets: [Sides<NameIndex>; 3],
@@ -577,15 +582,18 @@ impl Policy {
         let servers = spec
             .servers
             .iter()
-            .map(|(name, s)| {
-                (
-                    Box::<str>::from(name.as_str()),
-                    index_for(Some(name), s.mode.unwrap_or(spec.mode)),
-                )
+            .enumerate()
+            .map(|(i, (name, s))| {
+                let mut index = index_for(Some(name), s.mode.unwrap_or(spec.mode));
+                index.id = i as u32;
+                (Box::<str>::from(name.as_str()), index)
             })
             .collect();
-        let fallback = index_for(None, spec.mode);
+        let mut fallback = index_for(None, spec.mode);
+        fallback.id = u32::MAX;
+        static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Policy {
+            uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             version: version::version_of(&spec),
             rules: rules.into(),
             servers,
@@ -651,6 +659,7 @@ impl Policy {
             index: self.index(server),
             principal,
             seen: std::iter::repeat_with(|| Cell::new(0)).take(self.rules.len()).collect(),
+            signature: Cell::new(None),
         }
     }
 
@@ -671,6 +680,9 @@ pub struct PrincipalView<'p, 'a> {
     index: &'p ServerIndex,
     principal: &'a Principal,
     seen: Box<[Cell<u8>]>,
+    /// One bit per rule (does its principal match), once computed: `Some(None)` when the
+    /// policy has too many rules for one (see [`seen`]).
+    signature: Cell<Option<Option<u64>>>,
 }
 
 impl<'p> PrincipalView<'p, '_> {
@@ -678,9 +690,43 @@ impl<'p> PrincipalView<'p, '_> {
         self.index.mode
     }
 
-    /// As [`Policy::visible`].
+    /// As [`Policy::visible`]; answers this thread gave the same view before are recalled
+    /// ([`seen`]).
     pub fn visible(&self, kind: Kind, name: &str) -> bool {
+        let decide = || self.index.visible(&self.policy.rules, &self.who(), kind, name);
+        if self.index.mode == Mode::Audit {
+            return true;
+        }
+        match self.signature() {
+            Some(signature) => {
+                let key = seen::ViewKey {
+                    policy: self.policy.uid,
+                    index: self.index.id,
+                    slot: kind.slot() as u8,
+                    signature,
+                };
+                seen::visible(key, name, decide)
+            }
+            None => decide(),
+        }
+    }
+
+    /// [`PrincipalView::visible`] without the memo (the reference it is tested against).
+    pub fn visible_uncached(&self, kind: Kind, name: &str) -> bool {
         self.index.visible(&self.policy.rules, &self.who(), kind, name)
+    }
+
+    fn signature(&self) -> Option<u64> {
+        if let Some(s) = self.signature.get() {
+            return s;
+        }
+        let rules = &self.policy.rules;
+        let s = (rules.len() <= seen::MAX_RULES).then(|| {
+            let who = self.who();
+            (0..rules.len() as u32).fold(0u64, |bits, r| bits | (u64::from(who.matches(rules, r)) << r))
+        });
+        self.signature.set(Some(s));
+        s
     }
 
     /// As [`Policy::decide`].
@@ -998,6 +1044,7 @@ fn build_index(spec: &PolicySpec, server: Option<&str>, mode: Mode) -> ServerInd
         }
     }
     ServerIndex {
+        id: 0,
         mode,
         targets: targets.map(|s| Sides {
             deny: s.deny.finish(),

@@ -1,0 +1,92 @@
+//! Visibility decisions remembered per thread: a principal who saw a list before sees the
+//! next one without the name index being searched again.
+//!
+//! Owns: per thread, `visible(kind, name)` answers by *view key*: which compiled policy (its
+//! process-unique id, never its address: a reloaded policy may reuse one), which server index
+//! in it (by number), which target slot, and the principal's *signature* (one bit per rule: does the rule's
+//! principal match). Does not own: the decision itself ([`super::ServerIndex::visible`]).
+//!
+//! Why it is sound: a visibility answer depends only on the policy (immutable once compiled),
+//! the server's index, the name, and which rules' principals match; the signature holds the
+//! last for every rule, so two principals with one signature get the same answer for every
+//! name. Only policies of at most [`MAX_RULES`] rules have signatures (one `u64`); larger ones
+//! are searched every time.
+//!
+//! Bounded by [`MAX_NAMES`] answers and [`MAX_BYTES`] of names per thread; emptied when full.
+
+use super::version::FnvBuild;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Policies with more rules have no signature (and no memo).
+pub const MAX_RULES: usize = 64;
+/// Most answers remembered per thread.
+pub const MAX_NAMES: usize = 32 * 1024;
+/// Most name bytes remembered per thread.
+pub const MAX_BYTES: usize = 1 << 20;
+
+/// Whose answers: see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct ViewKey {
+    pub policy: u64,
+    pub index: u32,
+    pub slot: u8,
+    pub signature: u64,
+}
+
+#[derive(Default)]
+struct Seen {
+    views: HashMap<ViewKey, HashMap<Box<str>, bool, FnvBuild>, FnvBuild>,
+    names: usize,
+    bytes: usize,
+}
+
+thread_local! {
+    static SEEN: RefCell<Seen> = RefCell::new(Seen::default());
+}
+
+/// The remembered answer for `name` under `key`, else `decide()`'s (then remembered).
+pub(super) fn visible(key: ViewKey, name: &str, decide: impl FnOnce() -> bool) -> bool {
+    let known = SEEN
+        .try_with(|s| {
+            let s = s.try_borrow().ok()?;
+            s.views.get(&key)?.get(name).copied()
+        })
+        .ok()
+        .flatten();
+    if let Some(v) = known {
+        return v;
+    }
+    let v = decide();
+    let _ = SEEN.try_with(|s| {
+        let Ok(mut s) = s.try_borrow_mut() else { return };
+        if s.names >= MAX_NAMES || s.bytes + name.len() > MAX_BYTES {
+            s.views.clear();
+            s.names = 0;
+            s.bytes = 0;
+        }
+        if name.len() > MAX_BYTES {
+            return;
+        }
+        if s.views.entry(key).or_default().insert(name.into(), v).is_none() {
+            s.names += 1;
+            s.bytes += name.len();
+        }
+    });
+    v
+}
+
+/// How many answers and name bytes this thread remembers.
+pub fn size() -> (usize, usize) {
+    SEEN.try_with(|s| s.try_borrow().map(|s| (s.names, s.bytes)).unwrap_or((0, 0)))
+        .unwrap_or((0, 0))
+}
+
+/// Forget every answer this thread remembers (benches measuring the index itself).
+pub fn clear() {
+    let _ = SEEN.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            *s = Seen::default();
+        }
+    });
+}
