@@ -150,6 +150,8 @@ pub struct Scan<'a> {
     /// Where `result.instructions` (an `initialize` answer) sits, when it is a string: the
     /// JSON string, quotes included.
     instructions: Option<Range<usize>>,
+    /// See [`Scan::result_id`].
+    result_id: Option<u64>,
 }
 
 impl<'a> Scan<'a> {
@@ -260,6 +262,39 @@ impl<'a> Scan<'a> {
         Ok(Rewrite::Rewritten { body: out, removed })
     }
 
+    /// A number for this message's `result` value that this thread gives every `result` of
+    /// the same bytes (the list memo's entry, [`memo`]), while it remembers them; `None` when
+    /// it does not (small values, values without lists, the memo off). Two scans on one thread
+    /// with the same number have lists of the same items, names and order: what is decided
+    /// per item may be remembered per list.
+    pub fn result_id(&self) -> Option<u64> {
+        self.result_id
+    }
+
+    /// This scan without its [`Scan::result_id`] (for comparing a walk with a recall).
+    pub fn without_result_id(mut self) -> Self {
+        self.result_id = None;
+        self
+    }
+
+    /// The names of list `kind`'s items in order (`None`: an item without a usable name), if
+    /// the message has that list.
+    pub fn names(&self, kind: Kind) -> Option<impl Iterator<Item = Option<&str>> + '_> {
+        if self.shape != Shape::Result {
+            return None;
+        }
+        let list = self.lists.iter().find(|l| l.kind == kind)?;
+        Some(list.items.iter().map(|i| i.name.as_deref()))
+    }
+
+    /// As [`Scan::filter`], with `keep` answered per item in order (an item without a name,
+    /// or past `keep`'s end, is dropped).
+    pub fn filter_by(&self, kind: Kind, keep: &[bool]) -> Result<Rewrite, RewriteError> {
+        self.edit_each(kind, |i, item| {
+            item.name.is_some() && keep.get(i).copied().unwrap_or(false)
+        })
+    }
+
     /// Remove the items of list `kind` that `keep` refuses. A `result` without that list is an
     /// error (the answer does not fit the request: fail closed); an error response, a request
     /// or a notification is unchanged.
@@ -267,6 +302,11 @@ impl<'a> Scan<'a> {
     where
         F: FnMut(Kind, &str) -> bool,
     {
+        self.edit_each(kind, |_, i| i.name.as_deref().is_some_and(|n| keep(kind, n)))
+    }
+
+    /// Keep or drop each item of list `kind` as `keep(index, item)` says.
+    fn edit_each(&self, kind: Kind, mut keep: impl FnMut(usize, &Item<'_>) -> bool) -> Result<Rewrite, RewriteError> {
         if self.shape != Shape::Result {
             return Ok(Rewrite::Unchanged);
         }
@@ -278,13 +318,8 @@ impl<'a> Scan<'a> {
         let edits: Vec<Edit> = list
             .items
             .iter()
-            .map(|i| {
-                if i.name.as_deref().is_some_and(|n| keep(kind, n)) {
-                    Edit::Keep
-                } else {
-                    Edit::Drop
-                }
-            })
+            .enumerate()
+            .map(|(n, i)| if keep(n, i) { Edit::Keep } else { Edit::Drop })
             .collect();
         self.splice(kind, &edits)
     }
@@ -314,6 +349,7 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
     let mut lists: Vec<List<'_>> = Vec::new();
     let mut next_cursor = false;
     let mut instructions = None;
+    let mut result_id = None;
     let mut seen_envelope: [bool; 5] = [false; 5];
     s.object(|key, s| {
         const ENVELOPE: [&str; 5] = ["jsonrpc", "id", "result", "error", "method"];
@@ -350,6 +386,7 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
                 lists = found.lists;
                 next_cursor = found.next_cursor;
                 instructions = found.instructions;
+                result_id = found.id;
                 Ok(())
             }
             _ => skip(s, 1),
@@ -379,6 +416,7 @@ pub fn scan(body: &[u8]) -> Result<Scan<'_>, RewriteError> {
         lists,
         next_cursor,
         instructions,
+        result_id,
     })
 }
 
@@ -410,6 +448,7 @@ fn result<'a>(s: &mut Scanner<'a>) -> Result<memo::Found<'a>, RewriteError> {
             lists: Vec::new(),
             next_cursor: false,
             instructions: None,
+            id: None,
         });
     }
     let at = s.pos();
@@ -417,8 +456,8 @@ fn result<'a>(s: &mut Scanner<'a>) -> Result<memo::Found<'a>, RewriteError> {
         s.advance(len);
         return Ok(found);
     }
-    let found = walk_result(s)?;
-    memo::remember(s.text(), at, s.pos(), &found);
+    let mut found = walk_result(s)?;
+    found.id = memo::remember(s.text(), at, s.pos(), &found);
     Ok(found)
 }
 
@@ -471,6 +510,7 @@ fn walk_result<'a>(s: &mut Scanner<'a>) -> Result<memo::Found<'a>, RewriteError>
         lists,
         next_cursor,
         instructions,
+        id: None,
     })
 }
 

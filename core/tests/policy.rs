@@ -627,3 +627,45 @@ fn the_visibility_memo_is_bounded() {
     }
     assert!(seen::size().0 < seen::MAX_NAMES);
 }
+
+#[test]
+fn lists_answered_as_a_whole_agree_with_each_name_and_are_keyed_by_view_kind_and_list() {
+    use mcp_policy_core::policy::seen;
+    let p = policy();
+    let names = [
+        "get_issue",
+        "search_code",
+        "delete_repo",
+        "push",
+        "status",
+        "summarize",
+        "file:///docs/x",
+    ];
+    let with_gaps: Vec<Option<&str>> = names.iter().map(|n| Some(*n)).chain([None]).collect();
+    seen::clear();
+    for round in 0..2 {
+        for principal in [
+            admin(),
+            dev(),
+            who("dora", &["devs"], json!({})),
+            contractor(),
+            Principal::anonymous(),
+        ] {
+            for server in ["github", "jira", "slack"] {
+                let view = p.for_principal(&principal, server);
+                for kind in [Kind::Tool, Kind::Resource, Kind::ResourceTemplate, Kind::Prompt] {
+                    let expected: Vec<bool> = with_gaps
+                        .iter()
+                        .map(|n| n.is_some_and(|n| view.visible_uncached(kind, n)))
+                        .collect();
+                    for list in [Some(7), Some(8), None] {
+                        let got = view.visible_list(kind, list, with_gaps.iter().copied());
+                        assert_eq!(got, expected, "round {round} {server} {kind:?} list {list:?}");
+                    }
+                }
+            }
+        }
+    }
+    let (lists, answers) = seen::list_size();
+    assert!(lists > 0 && answers <= seen::MAX_NAMES);
+}

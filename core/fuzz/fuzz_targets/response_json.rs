@@ -33,10 +33,45 @@ fuzz_target!(|data: &[u8]| {
 /// the strict walk finds.
 fn memo_agrees_with_the_walk(body: &[u8]) {
     memo::set_min_bytes(0);
-    let seen = |r: Result<rewrite::Scan<'_>, rewrite::RewriteError>| format!("{r:?}");
+    let seen = |r: Result<rewrite::Scan<'_>, rewrite::RewriteError>| format!("{:?}", r.map(|s| s.without_result_id()));
     let walked = memo::without(|| seen(rewrite::scan(body)));
     let warm = seen(rewrite::scan(body));
     let again = seen(rewrite::scan(body));
     assert_eq!(warm, walked, "memo (warm) differs from the walk");
     assert_eq!(again, walked, "memo (this input) differs from the walk");
+    if let Ok(scan) = rewrite::scan(body) {
+        lists_agree_with_each_name(&scan);
+    }
+}
+
+/// Visibility remembered per list (by the scan's `result_id`) filters exactly as the policy's
+/// index asked name by name, for principals who share a signature and for those who do not.
+fn lists_agree_with_each_name(scan: &rewrite::Scan<'_>) {
+    use mcp_policy_core::policy::{Kind, Policy};
+    use mcp_policy_core::principal::{Principal, Source};
+    use std::sync::OnceLock;
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    let policy = POLICY.get_or_init(|| {
+        Policy::from_json(
+            br#"{"rules":[
+              {"id":"a","effect":"allow","principals":[{"subjects":["a*"]}],"tools":["*"],"resources":["file:///*"],"prompts":["p*"]},
+              {"id":"d","effect":"deny","principals":[{}],"tools":["*e*"],"resources":["*x*"],"prompts":["*q*"]},
+              {"id":"b","effect":"allow","principals":[{"subjects":["b*"]}],"tools":["s*","t*1"],"prompts":["*"]}]}"#,
+        )
+        .expect("the fuzz policy compiles")
+    });
+    for subject in ["ann", "amy", "bob", "zed"] {
+        let mut who = Principal::anonymous();
+        who.source = Source::Jwt;
+        who.subject = subject.into();
+        who.normalize();
+        let view = policy.for_principal(&who, "any");
+        for kind in [Kind::Tool, Kind::Resource, Kind::ResourceTemplate, Kind::Prompt] {
+            let Some(names) = scan.names(kind) else { continue };
+            let by_list = view.visible_list(kind, scan.result_id(), names);
+            let listed = format!("{:?}", scan.filter_by(kind, &by_list));
+            let named = format!("{:?}", scan.filter(kind, |k, n| view.visible_uncached(k, n)));
+            assert_eq!(listed, named, "{subject} {kind:?}: per-list answers differ from per-name");
+        }
+    }
 }

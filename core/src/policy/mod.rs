@@ -693,22 +693,47 @@ impl<'p> PrincipalView<'p, '_> {
     /// As [`Policy::visible`]; answers this thread gave the same view before are recalled
     /// ([`seen`]).
     pub fn visible(&self, kind: Kind, name: &str) -> bool {
-        let decide = || self.index.visible(&self.policy.rules, &self.who(), kind, name);
         if self.index.mode == Mode::Audit {
             return true;
         }
-        match self.signature() {
-            Some(signature) => {
-                let key = seen::ViewKey {
-                    policy: self.policy.uid,
-                    index: self.index.id,
-                    slot: kind.slot() as u8,
-                    signature,
-                };
-                seen::visible(key, name, decide)
-            }
+        let decide = || self.visible_uncached(kind, name);
+        match self.view_key(kind) {
+            Some(key) => seen::visible(key, name, decide),
             None => decide(),
         }
+    }
+
+    /// [`PrincipalView::visible`] for every item of a list in order (`None`: an item without
+    /// a name, never visible). A list with a number (`rewrite::Scan::result_id`: the same
+    /// number means the same names in the same order, on this thread) is answered as a whole
+    /// from [`seen`] when this view's key answered it before.
+    pub fn visible_list<'n>(
+        &self,
+        kind: Kind,
+        list: Option<u64>,
+        names: impl Iterator<Item = Option<&'n str>>,
+    ) -> Vec<bool> {
+        let decide = |names: &mut dyn Iterator<Item = Option<&'n str>>| -> Vec<bool> {
+            names.map(|n| n.is_some_and(|n| self.visible(kind, n))).collect()
+        };
+        let mut names = names;
+        match (list, self.view_key(kind)) {
+            (Some(list), Some(key)) if self.index.mode != Mode::Audit => {
+                seen::visible_list(key, kind, list, || decide(&mut names))
+            }
+            _ => decide(&mut names),
+        }
+    }
+
+    /// This view's key in [`seen`], for target `kind`: `None` when the policy has too many
+    /// rules for a signature.
+    fn view_key(&self, kind: Kind) -> Option<seen::ViewKey> {
+        Some(seen::ViewKey {
+            policy: self.policy.uid,
+            index: self.index.id,
+            slot: kind.slot() as u8,
+            signature: self.signature()?,
+        })
     }
 
     /// [`PrincipalView::visible`] without the memo (the reference it is tested against).

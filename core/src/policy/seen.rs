@@ -12,7 +12,12 @@
 //! name. Only policies of at most [`MAX_RULES`] rules have signatures (one `u64`); larger ones
 //! are searched every time.
 //!
-//! Bounded by [`MAX_NAMES`] answers and [`MAX_BYTES`] of names per thread; emptied when full.
+//! Whole lists too: a list the rewrite memo recognised (`rewrite::Scan::result_id`: same
+//! bytes, so the same names in the same order) gets the same answers per item under one view
+//! key, remembered as one vector ([`visible_list`]).
+//!
+//! Bounded by [`MAX_NAMES`] answers and [`MAX_BYTES`] of names per thread, and by
+//! [`MAX_LISTS`] lists of at most [`MAX_NAMES`] answers in all; each part emptied when full.
 
 use super::version::FnvBuild;
 use std::cell::RefCell;
@@ -24,6 +29,8 @@ pub const MAX_RULES: usize = 64;
 pub const MAX_NAMES: usize = 32 * 1024;
 /// Most name bytes remembered per thread.
 pub const MAX_BYTES: usize = 1 << 20;
+/// Most whole-list answers remembered per thread.
+pub const MAX_LISTS: usize = 64;
 
 /// Whose answers: see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +46,8 @@ struct Seen {
     views: HashMap<ViewKey, HashMap<Box<str>, bool, FnvBuild>, FnvBuild>,
     names: usize,
     bytes: usize,
+    lists: HashMap<(ViewKey, super::Kind, u64), Box<[bool]>, FnvBuild>,
+    list_answers: usize,
 }
 
 thread_local! {
@@ -76,6 +85,42 @@ pub(super) fn visible(key: ViewKey, name: &str, decide: impl FnOnce() -> bool) -
     v
 }
 
+/// The remembered answers for every item of list `kind` of result `list` under `key`, else `decide()`'s
+/// (then remembered).
+pub(super) fn visible_list(
+    key: ViewKey,
+    kind: super::Kind,
+    list: u64,
+    decide: impl FnOnce() -> Vec<bool>,
+) -> Vec<bool> {
+    let known = SEEN
+        .try_with(|s| {
+            let s = s.try_borrow().ok()?;
+            s.lists.get(&(key, kind, list)).map(|v| v.to_vec())
+        })
+        .ok()
+        .flatten();
+    if let Some(v) = known {
+        return v;
+    }
+    let v = decide();
+    let _ = SEEN.try_with(|s| {
+        let Ok(mut s) = s.try_borrow_mut() else { return };
+        if v.len() > MAX_NAMES {
+            return;
+        }
+        if s.lists.len() >= MAX_LISTS || s.list_answers + v.len() > MAX_NAMES {
+            s.lists.clear();
+            s.list_answers = 0;
+        }
+        s.list_answers += v.len();
+        if let Some(old) = s.lists.insert((key, kind, list), v.as_slice().into()) {
+            s.list_answers -= old.len();
+        }
+    });
+    v
+}
+
 /// How many answers and name bytes this thread remembers.
 pub fn size() -> (usize, usize) {
     SEEN.try_with(|s| s.try_borrow().map(|s| (s.names, s.bytes)).unwrap_or((0, 0)))
@@ -89,4 +134,14 @@ pub fn clear() {
             *s = Seen::default();
         }
     });
+}
+
+/// How many whole lists, and answers in them, this thread remembers.
+pub fn list_size() -> (usize, usize) {
+    SEEN.try_with(|s| {
+        s.try_borrow()
+            .map(|s| (s.lists.len(), s.list_answers))
+            .unwrap_or((0, 0))
+    })
+    .unwrap_or((0, 0))
 }

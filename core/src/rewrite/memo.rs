@@ -62,9 +62,13 @@ pub(super) struct Found<'a> {
     pub lists: Vec<List<'a>>,
     pub next_cursor: bool,
     pub instructions: Option<Range<usize>>,
+    /// The remembered value's number (see [`super::Scan::result_id`]).
+    pub id: Option<u64>,
 }
 
 struct Entry {
+    /// Unique on this thread: never given to another value, even after this one is dropped.
+    id: u64,
     text: Box<[u8]>,
     lists: Vec<MemoList>,
     next_cursor: bool,
@@ -74,6 +78,8 @@ struct Entry {
 struct Memo {
     /// Most recently used first.
     entries: Vec<Entry>,
+    /// The last entry number given.
+    last_id: u64,
     bytes: usize,
     /// Inside [`without`]: neither recall nor remember.
     off: bool,
@@ -85,6 +91,7 @@ impl Default for Memo {
     fn default() -> Self {
         Memo {
             entries: Vec::new(),
+            last_id: 0,
             bytes: 0,
             off: false,
             min: MIN_BYTES,
@@ -135,13 +142,15 @@ impl Entry {
             lists,
             next_cursor: self.next_cursor,
             instructions: self.instructions.as_ref().map(|r| shift(r, at)),
+            id: Some(self.id),
         }
     }
 
     /// Remember `found` for the value `value` (which starts at `at` in the body).
-    fn new(value: &[u8], at: usize, found: &Found<'_>) -> Self {
+    fn new(id: u64, value: &[u8], at: usize, found: &Found<'_>) -> Self {
         let back = |r: &Range<usize>| r.start - at..r.end - at;
         Entry {
+            id,
             text: value.into(),
             lists: found
                 .lists
@@ -192,21 +201,18 @@ pub(super) fn recall<'a>(text: &'a str, at: usize) -> Option<(Found<'a>, usize)>
     .flatten()
 }
 
-/// Remember what the walk found for `text[at..end]` (a `result` object that holds a list).
-pub(super) fn remember(text: &str, at: usize, end: usize, found: &Found<'_>) {
+/// Remember what the walk found for `text[at..end]` (a `result` object that holds a list);
+/// the number it is remembered by, if it is.
+pub(super) fn remember(text: &str, at: usize, end: usize, found: &Found<'_>) -> Option<u64> {
     let len = end.saturating_sub(at);
     if found.lists.is_empty() || len > MEMO_BYTES / 2 {
-        return;
+        return None;
     }
-    let Some(value) = text.as_bytes().get(at..end) else {
-        return;
-    };
-    let _ = MEMO.try_with(|m| {
-        let Ok(mut m) = m.try_borrow_mut() else {
-            return;
-        };
+    let value = text.as_bytes().get(at..end)?;
+    MEMO.try_with(|m| {
+        let mut m = m.try_borrow_mut().ok()?;
         if m.off || len < m.min {
-            return;
+            return None;
         }
         while !m.entries.is_empty() && (m.entries.len() >= MEMO_ENTRIES || m.bytes + len > MEMO_BYTES) {
             if let Some(old) = m.entries.pop() {
@@ -214,8 +220,13 @@ pub(super) fn remember(text: &str, at: usize, end: usize, found: &Found<'_>) {
             }
         }
         m.bytes += len;
-        m.entries.insert(0, Entry::new(value, at, found));
-    });
+        m.last_id += 1;
+        let id = m.last_id;
+        m.entries.insert(0, Entry::new(id, value, at, found));
+        Some(id)
+    })
+    .ok()
+    .flatten()
 }
 
 /// Remember values from `n` bytes on in this thread (fuzzing: every list, however small).
@@ -295,14 +306,14 @@ mod tests {
     fn walked(body: &str) -> Result<String, String> {
         without(|| {
             scan(body.as_bytes())
-                .map(|s| format!("{s:?}"))
+                .map(|s| format!("{:?}", s.without_result_id()))
                 .map_err(|e| e.to_string())
         })
     }
 
     fn scanned(body: &str) -> Result<String, String> {
         scan(body.as_bytes())
-            .map(|s| format!("{s:?}"))
+            .map(|s| format!("{:?}", s.without_result_id()))
             .map_err(|e| e.to_string())
     }
 
@@ -366,6 +377,49 @@ mod tests {
             format!(r#"{{"jsonrpc":"2.0","id":1,"result":{{"content":[{{"type":"text","text":"{text}"}}]}}}}"#);
         scan(no_list.as_bytes()).unwrap();
         assert_eq!(size(), (0, 0), "only results holding a list are kept");
+    }
+
+    #[test]
+    fn a_result_id_names_exactly_one_value_and_is_never_given_again() {
+        clear();
+        let id = |body: &str| scan(body.as_bytes()).unwrap().result_id();
+        let a = list(20, false);
+        let b = list(21, false);
+        let first = id(&envelopes(&a)[0]);
+        assert!(first.is_some(), "a remembered value has a number from its first walk");
+        for body in envelopes(&a) {
+            assert_eq!(id(&body), first, "the same value in another envelope");
+        }
+        let other = id(&envelopes(&b)[0]);
+        assert!(other.is_some() && other != first);
+        assert_eq!(without(|| id(&envelopes(&a)[0])), None, "no number with the memo off");
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#),
+            None,
+            "too small to remember"
+        );
+        // Forgotten and walked again: a new number, so nothing keyed by the old one applies.
+        clear();
+        let again = id(&envelopes(&a)[0]);
+        assert!(again.is_some() && again != first && again != other);
+        // Filtering by per-item answers is filtering by name.
+        let body = envelopes(&a)[1].clone();
+        let s = scan(body.as_bytes()).unwrap();
+        let keep: Vec<bool> = s
+            .names(Kind::Tool)
+            .unwrap()
+            .map(|n| n.is_some_and(|n| n.ends_with('3')))
+            .collect();
+        assert_eq!(
+            format!("{:?}", s.filter_by(Kind::Tool, &keep)),
+            format!("{:?}", s.filter(Kind::Tool, |_, n| n.ends_with('3')))
+        );
+        assert_eq!(
+            format!("{:?}", s.filter_by(Kind::Tool, &keep[..3])),
+            format!("{:?}", s.filter(Kind::Tool, |_, _| false)),
+            "items past the answers are dropped"
+        );
+        assert!(s.names(Kind::Prompt).is_none());
     }
 
     #[test]

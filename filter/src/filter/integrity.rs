@@ -40,6 +40,11 @@ impl Lists for ListJudge<'_, '_> {
         self.view.is_none_or(|v| v.visible(kind, name))
     }
 
+    fn keep_list(&mut self, kind: Kind, scan: &Scan<'_>) -> Option<Vec<bool>> {
+        let view = self.view?;
+        Some(view.visible_list(kind, scan.result_id(), scan.names(kind)?))
+    }
+
     fn edits(&mut self, kind: Kind, scan: &Scan<'_>) -> Option<Vec<Edit>> {
         let (si, generation) = self.integrity?;
         let items = scan.items(kind)?;
