@@ -171,5 +171,40 @@ fn bench_visible(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_decide, bench_visible);
+/// A policy small enough for the per-thread visibility memo (`policy::seen`): a list the same
+/// view saw before, answered as a whole (`list`: the rewrite memo recognised it) or name by
+/// name (`memo`), against the index searched each time (`index`).
+fn bench_visible_memo(c: &mut Criterion) {
+    let who = principal();
+    let p = policy(40);
+    let mut g = c.benchmark_group("policy_visible_40_rules");
+    for n in [100usize, 1000] {
+        let tools: Vec<String> = (0..n).map(|i| format!("tool_{i}")).collect();
+        g.bench_with_input(BenchmarkId::new("list", n), &n, |b, _| {
+            b.iter(|| {
+                let view = p.for_principal(black_box(&who), "github");
+                let names = tools.iter().map(|t| Some(t.as_str()));
+                view.visible_list(Kind::Tool, Some(1), names)
+                    .iter()
+                    .filter(|v| **v)
+                    .count()
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("memo", n), &n, |b, _| {
+            b.iter(|| {
+                let view = p.for_principal(black_box(&who), "github");
+                tools.iter().filter(|t| view.visible(Kind::Tool, t)).count()
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("index", n), &n, |b, _| {
+            b.iter(|| {
+                let view = p.for_principal(black_box(&who), "github");
+                tools.iter().filter(|t| view.visible_uncached(Kind::Tool, t)).count()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_decide, bench_visible, bench_visible_memo);
 criterion_main!(benches);

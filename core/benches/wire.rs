@@ -4,14 +4,21 @@
 //!   strict duplicate/depth check, envelope parse, subject and `_meta` version.
 //! - `rewrite/tools_list/N`: per-principal `tools/list` rewrite with realistic tools (a
 //!   description and an `inputSchema` with a few typed properties), half of them hidden.
+//! - `scan/tools_list/N` (the list memo answering: a list this thread walked before) against
+//!   `scan_cold/tools_list/N` (the strict walk, memo bypassed).
+//! - `args_digest/{canonical,reordered}`: the audit digest of a call's arguments as a client
+//!   sends them (hashed as sent) and with members out of order (through `serde_json`), and
+//!   `args_digest/reference` (the reference path on the first).
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use mcp_policy_core::audit;
 use mcp_policy_core::jsonrpc::{self, Body};
 use mcp_policy_core::mcp::Method;
-use mcp_policy_core::rewrite::{rewrite_list, Kind, Rewrite};
+use mcp_policy_core::rewrite::{memo, rewrite_list, Kind, Rewrite};
 use mcp_policy_core::sse::Parser;
 use mcp_policy_core::strict_json;
 use mcp_policy_core::subject::{Params, Subject};
+use serde_json::value::RawValue;
 
 const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"search_issues","arguments":{"repo":"acme/widgets","query":"is:open label:bug","limit":20,"filters":{"assignee":"alice","labels":["bug","p1"]}},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","progressToken":"t-1"}}}"#;
 
@@ -53,8 +60,10 @@ fn request(c: &mut Criterion) {
     });
     g.finish();
 
-    // The walk of a list answer alone (envelope, names decoded, every other value crossed by
-    // the fast validating skip), without the policy or the rewritten copy.
+    // The scan of a list answer alone, without the policy or the rewritten copy: `scan` as the
+    // filter meets a list it met before (the memo recalls the `result` value by its bytes),
+    // `scan_cold` as it meets a list the first time (envelope, names decoded, every other
+    // value crossed by the fast validating skip).
     let mut g = c.benchmark_group("scan/tools_list");
     for n in [100usize, 1000] {
         let body = tools_list(n);
@@ -63,6 +72,35 @@ fn request(c: &mut Criterion) {
             b.iter(|| black_box(mcp_policy_core::rewrite::scan(black_box(body)).unwrap().id()))
         });
     }
+    g.finish();
+    let mut g = c.benchmark_group("scan_cold/tools_list");
+    for n in [100usize, 1000] {
+        let body = tools_list(n);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &body, |b, body| {
+            b.iter(|| {
+                memo::without(|| {
+                    black_box(mcp_policy_core::rewrite::scan(black_box(body)).unwrap());
+                })
+            })
+        });
+    }
+    g.finish();
+
+    // The arguments of `CALL`, members in the canonical order (as most clients' serialisers
+    // happen to send them) and not.
+    let canonical = r#"{"name":"search_issues","arguments":{"filters":{"assignee":"alice","labels":["bug","p1"]},"limit":20,"query":"is:open label:bug","repo":"acme/widgets"}}"#;
+    let reordered = r#"{"name":"search_issues","arguments":{"repo":"acme/widgets","query":"is:open label:bug","limit":20,"filters":{"assignee":"alice","labels":["bug","p1"]}}}"#;
+    let mut g = c.benchmark_group("args_digest");
+    for (name, text) in [("canonical", canonical), ("reordered", reordered)] {
+        let raw = RawValue::from_string(text.to_owned()).unwrap();
+        assert_eq!(audit::args_digest(&raw), audit::digest_slow(&raw));
+        g.bench_function(name, |b| b.iter(|| black_box(audit::args_digest(black_box(&raw)))));
+    }
+    let raw = RawValue::from_string(canonical.to_owned()).unwrap();
+    g.bench_function("reference", |b| {
+        b.iter(|| black_box(audit::digest_slow(black_box(&raw))))
+    });
     g.finish();
 }
 
