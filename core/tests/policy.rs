@@ -98,6 +98,31 @@ fn contractor() -> Principal {
     who("cleo", &["contractors"], json!({ "email_verified": true }))
 }
 
+/// Names the visibility tests ask about: matched exactly, by pattern, denied, by URI, and none.
+const NAMES: [&str; 8] = [
+    "get_issue",
+    "search_code",
+    "delete_repo",
+    "push",
+    "status",
+    "file:///docs/x",
+    "summarize",
+    "zzz",
+];
+
+/// One of each principal, and two devs who share a rule signature (the second is answered
+/// from the first one's memo).
+fn principals() -> [Principal; 6] {
+    [
+        admin(),
+        dev(),
+        who("dora", &["devs"], json!({})),
+        contractor(),
+        who("cleo", &["contractors"], json!({})),
+        Principal::anonymous(),
+    ]
+}
+
 fn raw(s: &str) -> Box<RawValue> {
     RawValue::from_string(s.to_owned()).unwrap()
 }
@@ -461,23 +486,14 @@ fn resources_templates_and_prompts_are_filtered_too() {
 #[test]
 fn a_principal_view_agrees_with_direct_decisions() {
     let p = policy();
-    let names = [
-        "get_issue",
-        "search_code",
-        "delete_repo",
-        "push",
-        "status",
-        "file:///docs/x",
-        "summarize",
-        "zzz",
-    ];
+    let names = NAMES;
     let args = [
         None,
         Some("{}"),
         Some(r#"{"repo":"acme/a"}"#),
         Some(r#"{"options":{"force":true}}"#),
     ];
-    for principal in [admin(), dev(), contractor(), Principal::anonymous()] {
+    for principal in principals() {
         for server in ["github", "jira", "slack"] {
             let view = p.for_principal(&principal, server);
             assert_eq!(view.mode(), p.mode(server));
@@ -568,24 +584,8 @@ fn remembered_visibility_answers_agree_with_the_index_and_never_cross_policies()
             .as_bytes(),
     )
     .unwrap_or_else(|e| panic!("{e:?}"));
-    let names = [
-        "get_issue",
-        "search_code",
-        "delete_repo",
-        "push",
-        "status",
-        "summarize",
-        "zzz",
-        "file:///docs/x",
-    ];
-    // Two devs share a signature; the second is answered from the first one's memo.
-    let principals = [
-        admin(),
-        dev(),
-        who("dora", &["devs"], json!({})),
-        contractor(),
-        Principal::anonymous(),
-    ];
+    let names = NAMES;
+    let principals = principals();
     seen::clear();
     for round in 0..3 {
         for policy in [&p, &other] {
@@ -632,25 +632,11 @@ fn the_visibility_memo_is_bounded() {
 fn lists_answered_as_a_whole_agree_with_each_name_and_are_keyed_by_view_kind_and_list() {
     use mcp_policy_core::policy::seen;
     let p = policy();
-    let names = [
-        "get_issue",
-        "search_code",
-        "delete_repo",
-        "push",
-        "status",
-        "summarize",
-        "file:///docs/x",
-    ];
+    let names = NAMES;
     let with_gaps: Vec<Option<&str>> = names.iter().map(|n| Some(*n)).chain([None]).collect();
     seen::clear();
     for round in 0..2 {
-        for principal in [
-            admin(),
-            dev(),
-            who("dora", &["devs"], json!({})),
-            contractor(),
-            Principal::anonymous(),
-        ] {
+        for principal in principals() {
             for server in ["github", "jira", "slack"] {
                 let view = p.for_principal(&principal, server);
                 for kind in [Kind::Tool, Kind::Resource, Kind::ResourceTemplate, Kind::Prompt] {

@@ -54,21 +54,29 @@ thread_local! {
     static SEEN: RefCell<Seen> = RefCell::new(Seen::default());
 }
 
+/// `f` over this thread's memo, if it can be read (not during thread teardown or a write).
+fn read<R>(f: impl FnOnce(&Seen) -> Option<R>) -> Option<R> {
+    SEEN.try_with(|s| s.try_borrow().ok().and_then(|s| f(&s)))
+        .ok()
+        .flatten()
+}
+
+/// `f` on this thread's memo, if it can be written; otherwise nothing is remembered.
+fn write(f: impl FnOnce(&mut Seen)) {
+    let _ = SEEN.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            f(&mut s);
+        }
+    });
+}
+
 /// The remembered answer for `name` under `key`, else `decide()`'s (then remembered).
 pub(super) fn visible(key: ViewKey, name: &str, decide: impl FnOnce() -> bool) -> bool {
-    let known = SEEN
-        .try_with(|s| {
-            let s = s.try_borrow().ok()?;
-            s.views.get(&key)?.get(name).copied()
-        })
-        .ok()
-        .flatten();
-    if let Some(v) = known {
+    if let Some(v) = read(|s| s.views.get(&key)?.get(name).copied()) {
         return v;
     }
     let v = decide();
-    let _ = SEEN.try_with(|s| {
-        let Ok(mut s) = s.try_borrow_mut() else { return };
+    write(|s| {
         if s.names >= MAX_NAMES || s.bytes + name.len() > MAX_BYTES {
             s.views.clear();
             s.names = 0;
@@ -85,27 +93,19 @@ pub(super) fn visible(key: ViewKey, name: &str, decide: impl FnOnce() -> bool) -
     v
 }
 
-/// The remembered answers for every item of list `kind` of result `list` under `key`, else `decide()`'s
-/// (then remembered).
+/// The remembered answers for every item of list `kind` of result `list` under `key`, else
+/// `decide()`'s (then remembered).
 pub(super) fn visible_list(
     key: ViewKey,
     kind: super::Kind,
     list: u64,
     decide: impl FnOnce() -> Vec<bool>,
 ) -> Vec<bool> {
-    let known = SEEN
-        .try_with(|s| {
-            let s = s.try_borrow().ok()?;
-            s.lists.get(&(key, kind, list)).map(|v| v.to_vec())
-        })
-        .ok()
-        .flatten();
-    if let Some(v) = known {
+    if let Some(v) = read(|s| s.lists.get(&(key, kind, list)).map(|v| v.to_vec())) {
         return v;
     }
     let v = decide();
-    let _ = SEEN.try_with(|s| {
-        let Ok(mut s) = s.try_borrow_mut() else { return };
+    write(|s| {
         if v.len() > MAX_NAMES {
             return;
         }
@@ -123,25 +123,15 @@ pub(super) fn visible_list(
 
 /// How many answers and name bytes this thread remembers.
 pub fn size() -> (usize, usize) {
-    SEEN.try_with(|s| s.try_borrow().map(|s| (s.names, s.bytes)).unwrap_or((0, 0)))
-        .unwrap_or((0, 0))
-}
-
-/// Forget every answer this thread remembers (benches measuring the index itself).
-pub fn clear() {
-    let _ = SEEN.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            *s = Seen::default();
-        }
-    });
+    read(|s| Some((s.names, s.bytes))).unwrap_or((0, 0))
 }
 
 /// How many whole lists, and answers in them, this thread remembers.
 pub fn list_size() -> (usize, usize) {
-    SEEN.try_with(|s| {
-        s.try_borrow()
-            .map(|s| (s.lists.len(), s.list_answers))
-            .unwrap_or((0, 0))
-    })
-    .unwrap_or((0, 0))
+    read(|s| Some((s.lists.len(), s.list_answers))).unwrap_or((0, 0))
+}
+
+/// Forget every answer this thread remembers (benches measuring the index itself).
+pub fn clear() {
+    write(|s| *s = Seen::default());
 }
