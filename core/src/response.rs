@@ -47,11 +47,6 @@ pub mod reason {
 /// the walked message. Any `FnMut(Kind, &str) -> bool` is a `Lists` that only keeps.
 pub trait Lists {
     fn keep(&mut self, kind: Kind, name: &str) -> bool;
-    /// Per item of list `kind`, in order, whether it stays (`None`: [`Lists::keep`] per name);
-    /// the same answers `keep` would give, found at once (e.g. remembered per list).
-    fn keep_list(&mut self, _kind: Kind, _scan: &rewrite::Scan<'_>) -> Option<Vec<bool>> {
-        None
-    }
     /// One edit per item of list `kind` (`None`: filter by [`Lists::keep`] alone). An
     /// implementation applies `keep` itself when it answers.
     fn edits(&mut self, _kind: Kind, _scan: &rewrite::Scan<'_>) -> Option<Vec<crate::integrity::Edit>> {
@@ -80,11 +75,8 @@ fn apply<F: Lists + ?Sized>(
     kind: Kind,
     keep: &mut F,
 ) -> Result<Rewrite, rewrite::RewriteError> {
-    if let Some(edits) = keep.edits(kind, scan) {
-        return scan.splice(kind, &edits);
-    }
-    match keep.keep_list(kind, scan) {
-        Some(keep) => scan.filter_by(kind, &keep),
+    match keep.edits(kind, scan) {
+        Some(edits) => scan.splice(kind, &edits),
         None => scan.filter(kind, |k, n| keep.keep(k, n)),
     }
 }

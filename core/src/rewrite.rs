@@ -287,14 +287,6 @@ impl<'a> Scan<'a> {
         Some(list.items.iter().map(|i| i.name.as_deref()))
     }
 
-    /// As [`Scan::filter`], with `keep` answered per item in order (an item without a name,
-    /// or past `keep`'s end, is dropped).
-    pub fn filter_by(&self, kind: Kind, keep: &[bool]) -> Result<Rewrite, RewriteError> {
-        self.edit_each(kind, |i, item| {
-            item.name.is_some() && keep.get(i).copied().unwrap_or(false)
-        })
-    }
-
     /// Remove the items of list `kind` that `keep` refuses. A `result` without that list is an
     /// error (the answer does not fit the request: fail closed); an error response, a request
     /// or a notification is unchanged.
@@ -302,11 +294,6 @@ impl<'a> Scan<'a> {
     where
         F: FnMut(Kind, &str) -> bool,
     {
-        self.edit_each(kind, |_, i| i.name.as_deref().is_some_and(|n| keep(kind, n)))
-    }
-
-    /// Keep or drop each item of list `kind` as `keep(index, item)` says.
-    fn edit_each(&self, kind: Kind, mut keep: impl FnMut(usize, &Item<'_>) -> bool) -> Result<Rewrite, RewriteError> {
         if self.shape != Shape::Result {
             return Ok(Rewrite::Unchanged);
         }
@@ -318,8 +305,7 @@ impl<'a> Scan<'a> {
         let edits: Vec<Edit> = list
             .items
             .iter()
-            .enumerate()
-            .map(|(n, i)| if keep(n, i) { Edit::Keep } else { Edit::Drop })
+            .map(|i| Edit::keep_if(i.name.as_deref().is_some_and(|n| keep(kind, n))))
             .collect();
         self.splice(kind, &edits)
     }

@@ -47,6 +47,7 @@ fn memo_agrees_with_the_walk(body: &[u8]) {
 /// Visibility remembered per list (by the scan's `result_id`) filters exactly as the policy's
 /// index asked name by name, for principals who share a signature and for those who do not.
 fn lists_agree_with_each_name(scan: &rewrite::Scan<'_>) {
+    use mcp_policy_core::integrity::Edit;
     use mcp_policy_core::policy::{Kind, Policy};
     use mcp_policy_core::principal::{Principal, Source};
     use std::sync::OnceLock;
@@ -69,7 +70,8 @@ fn lists_agree_with_each_name(scan: &rewrite::Scan<'_>) {
         for kind in [Kind::Tool, Kind::Resource, Kind::ResourceTemplate, Kind::Prompt] {
             let Some(names) = scan.names(kind) else { continue };
             let by_list = view.visible_list(kind, scan.result_id(), names);
-            let listed = format!("{:?}", scan.filter_by(kind, &by_list));
+            let edits: Vec<Edit> = by_list.into_iter().map(Edit::keep_if).collect();
+            let listed = format!("{:?}", scan.splice(kind, &edits));
             let named = format!("{:?}", scan.filter(kind, |k, n| view.visible_uncached(k, n)));
             assert_eq!(listed, named, "{subject} {kind:?}: per-list answers differ from per-name");
         }

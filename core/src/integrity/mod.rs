@@ -367,6 +367,17 @@ pub enum Edit {
     Replace(Vec<u8>),
 }
 
+impl Edit {
+    /// `Keep` or `Drop`, as a visibility answer says.
+    pub fn keep_if(keep: bool) -> Edit {
+        if keep {
+            Edit::Keep
+        } else {
+            Edit::Drop
+        }
+    }
+}
+
 /// One list answer judged.
 #[derive(Debug, Default)]
 pub struct ListReport {

@@ -713,15 +713,10 @@ impl<'p> PrincipalView<'p, '_> {
         list: Option<u64>,
         names: impl Iterator<Item = Option<&'n str>>,
     ) -> Vec<bool> {
-        let decide = |names: &mut dyn Iterator<Item = Option<&'n str>>| -> Vec<bool> {
-            names.map(|n| n.is_some_and(|n| self.visible(kind, n))).collect()
-        };
-        let mut names = names;
+        let decide = || names.map(|n| n.is_some_and(|n| self.visible(kind, n))).collect();
         match (list, self.view_key(kind)) {
-            (Some(list), Some(key)) if self.index.mode != Mode::Audit => {
-                seen::visible_list(key, kind, list, || decide(&mut names))
-            }
-            _ => decide(&mut names),
+            (Some(list), Some(key)) => seen::visible_list(key, kind, list, decide),
+            _ => decide(),
         }
     }
 

@@ -279,6 +279,7 @@ pub fn without<R>(f: impl FnOnce() -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrity::Edit;
     use crate::rewrite::{scan, Kind, Rewrite};
 
     fn list(n: usize, escaped_first: bool) -> String {
@@ -402,22 +403,17 @@ mod tests {
         clear();
         let again = id(&envelopes(&a)[0]);
         assert!(again.is_some() && again != first && again != other);
-        // Filtering by per-item answers is filtering by name.
+        // Splicing per-item answers is filtering by name.
         let body = envelopes(&a)[1].clone();
         let s = scan(body.as_bytes()).unwrap();
-        let keep: Vec<bool> = s
+        let edits: Vec<Edit> = s
             .names(Kind::Tool)
             .unwrap()
-            .map(|n| n.is_some_and(|n| n.ends_with('3')))
+            .map(|n| Edit::keep_if(n.is_some_and(|n| n.ends_with('3'))))
             .collect();
         assert_eq!(
-            format!("{:?}", s.filter_by(Kind::Tool, &keep)),
+            format!("{:?}", s.splice(Kind::Tool, &edits)),
             format!("{:?}", s.filter(Kind::Tool, |_, n| n.ends_with('3')))
-        );
-        assert_eq!(
-            format!("{:?}", s.filter_by(Kind::Tool, &keep[..3])),
-            format!("{:?}", s.filter(Kind::Tool, |_, _| false)),
-            "items past the answers are dropped"
         );
         assert!(s.names(Kind::Prompt).is_none());
     }

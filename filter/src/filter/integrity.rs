@@ -40,22 +40,30 @@ impl Lists for ListJudge<'_, '_> {
         self.view.is_none_or(|v| v.visible(kind, name))
     }
 
-    fn keep_list(&mut self, kind: Kind, scan: &Scan<'_>) -> Option<Vec<bool>> {
-        let view = self.view?;
-        Some(view.visible_list(kind, scan.result_id(), scan.names(kind)?))
-    }
-
+    /// Visibility per list (remembered whole when the list memo numbered it,
+    /// `PrincipalView::visible_list`), then integrity's edit for each item kept.
     fn edits(&mut self, kind: Kind, scan: &Scan<'_>) -> Option<Vec<Edit>> {
-        let (si, generation) = self.integrity?;
+        let visible = match self.view {
+            Some(v) => Some(v.visible_list(kind, scan.result_id(), scan.names(kind)?)),
+            None => None,
+        };
+        let Some((si, generation)) = self.integrity else {
+            return Some(visible?.into_iter().map(Edit::keep_if).collect());
+        };
+        let shown = |i: usize| visible.as_ref().is_none_or(|v| v.get(i).copied().unwrap_or(false));
         let items = scan.items(kind)?;
         let report = judge_and_record(si, generation, self.server, kind, scan, &items, &[]);
         let edits = report
             .edits
             .iter()
             .zip(&items)
-            .map(|(e, i)| match i.name {
-                Some(n) if self.keep(kind, n) => e.clone(),
-                _ => Edit::Drop,
+            .enumerate()
+            .map(|(i, (e, item))| {
+                if item.name.is_some() && shown(i) {
+                    e.clone()
+                } else {
+                    Edit::Drop
+                }
             })
             .collect();
         self.reports.push((kind, report));
