@@ -578,19 +578,19 @@ impl Policy {
             errors.sort_by_key(|e| rule_position(&e.path));
             return Err(errors);
         }
-        let index_for = |server: Option<&str>, mode: Mode| build_index(&spec, server, mode);
+        let index_for = |id: u32, server: Option<&str>, mode: Mode| build_index(&spec, id, server, mode);
         let servers = spec
             .servers
             .iter()
             .enumerate()
             .map(|(i, (name, s))| {
-                let mut index = index_for(Some(name), s.mode.unwrap_or(spec.mode));
-                index.id = i as u32;
-                (Box::<str>::from(name.as_str()), index)
+                (
+                    Box::<str>::from(name.as_str()),
+                    index_for(i as u32, Some(name), s.mode.unwrap_or(spec.mode)),
+                )
             })
             .collect();
-        let mut fallback = index_for(None, spec.mode);
-        fallback.id = u32::MAX;
+        let fallback = index_for(u32::MAX, None, spec.mode);
         static NEXT_UID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Policy {
             uid: NEXT_UID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -1036,7 +1036,7 @@ fn shadowed(spec: &PolicySpec) -> Vec<PolicyError> {
 
 /// Index the rules that apply on `server` (`None`: an undeclared server, `"*"` rules only).
 /// Only called on a spec that compiled without errors.
-fn build_index(spec: &PolicySpec, server: Option<&str>, mode: Mode) -> ServerIndex {
+fn build_index(spec: &PolicySpec, id: u32, server: Option<&str>, mode: Mode) -> ServerIndex {
     let mut targets: [Sides<NameIndexBuilder>; 3] = Default::default();
     let mut methods: Vec<Sides<BTreeSet<u32>>> = (0..Method::ALL.len()).map(|_| Sides::default()).collect();
     for (i, r) in spec.rules.iter().enumerate() {
@@ -1064,7 +1064,7 @@ fn build_index(spec: &PolicySpec, server: Option<&str>, mode: Mode) -> ServerInd
         }
     }
     ServerIndex {
-        id: 0,
+        id,
         mode,
         targets: targets.map(|s| Sides {
             deny: s.deny.finish(),
